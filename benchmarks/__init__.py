@@ -1,0 +1,13 @@
+"""Runnable benchmark suites for torsion: ``python -m benchmarks SUITE [SUITE...]``.
+
+``SUITES`` maps each suite name to the module that implements it. A suite module
+provides ``DESCRIPTION: str`` and ``run(options: Options) -> dict`` which prints its own
+table and returns a JSON-ready report (``{"engines": ..., "cases": [...]}`` with one
+record per case as built by ``benchmarks._harness.compare``). Modules are imported only
+when their suite runs, so one suite's missing peer library never breaks another.
+"""
+
+SUITES: dict[str, str] = {
+    "deferred": "benchmarks.deferred_suite",
+    # Later: "echo", "http", "xmlrpc", "ftp" -> benchmarks.<name>_suite
+}

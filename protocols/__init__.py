@@ -1,0 +1,1 @@
+"""Protocols: Protocol/Factory and the protocol implementations (being built)."""

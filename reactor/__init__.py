@@ -1,0 +1,1 @@
+"""The reactor: the event loop, its transports, time and testing fakes."""
