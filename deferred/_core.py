@@ -180,8 +180,15 @@ class Deferred(Generic[T]):
 
     def __init__(self, canceller: Callable[[Deferred[Any]], None] | None = None) -> None:
         self.callbacks: list[tuple[Any, ...]] = []
-        if canceller is not None:
-            self._canceller = canceller
+        # Every attribute the loop reads is set here, although the class has
+        # the same defaults: reading an instance attribute is about three times
+        # faster than falling through to the class, and the loop reads many.
+        self.called = False
+        self.paused = 0
+        self._canceller = canceller
+        self._chainedTo = None
+        self._runningCallbacks = False
+        self._debugInfo = None
         if self.debug:
             self._debugInfo = _FailureTracker()
             self._debugInfo.creator = traceback.format_stack()[:-1]
@@ -348,7 +355,9 @@ class Deferred(Generic[T]):
         Raises:
             AlreadyCalledError: the Deferred has already fired.
         """
-        if self.called or self.debug or isinstance(result, Deferred):
+        # With debugging on, every Deferred has a tracker from birth, so this
+        # test also sends debugging to the slow path.
+        if self.called or self._debugInfo is not None or isinstance(result, Deferred):
             if isinstance(result, Deferred):
                 raise TypeError("a Deferred cannot be fired with another Deferred")
             self._startRunCallbacks(result)
@@ -386,7 +395,11 @@ class Deferred(Generic[T]):
                 return
             if self.debug and self._debugInfo is not None:
                 raise AlreadyCalledError("\n" + self._debugInfo._debugTracebacks())
-            raise AlreadyCalledError(f"{self!r} has already been called")
+            # As in Twisted, no arguments without debugging (code checks
+            # ``e.args``); the note still says which Deferred it was.
+            error = AlreadyCalledError()
+            error.add_note(f"{self!r} has already been called")
+            raise error
         if self.debug:
             if self._debugInfo is None:
                 self._debugInfo = _FailureTracker()
@@ -496,11 +509,14 @@ class Deferred(Generic[T]):
                         if isinstance(result, Deferred):
                             inner = result
                             if inner is current:
-                                warnings.warn(
-                                    f"Callback {fn!r} returned the Deferred it was "
-                                    "attached to; this breaks the callback chain.",
-                                    DeprecationWarning, stacklevel=2,
-                                )
+                                try:
+                                    _warnCircular(fn)
+                                except BaseException:
+                                    # Warnings turned into errors: the error
+                                    # becomes the result, like any raised in
+                                    # a callback.
+                                    result = Failure(captureVars=self.debug)
+                                    continue
                             # (A Deferred waiting on another is always paused,
                             # so called-and-not-paused means a real result.)
                             if not inner.called or inner.paused:
@@ -534,7 +550,17 @@ class Deferred(Generic[T]):
                     current = handoff
                     continue
                 if waiting:
-                    return
+                    # Its result is now the Deferred it waits on: no failure
+                    # of its own is left unhandled (an errback may have just
+                    # returned that Deferred). Deferreds on ``chain`` that
+                    # handed it their result still have callbacks to finish.
+                    tracker = current._debugInfo
+                    if tracker is not None:
+                        tracker.failResult = None
+                    if not chain:
+                        return
+                    current = chain.pop()
+                    continue
             tracker = current._debugInfo
             if isinstance(result, Failure):
                 # Nobody handled it (yet): drop the frames, keep the story,
@@ -631,6 +657,26 @@ class Deferred(Generic[T]):
 _new_deferred = object.__new__
 
 
+def _warnCircular(fn: Callable[..., Any]) -> None:
+    """Warn that callback ``fn`` returned the Deferred it was attached to.
+
+    The warning is attributed to the callback's own definition (where the
+    mistake is), not to whoever fired the Deferred.
+    """
+    message = (
+        "Callback returned the Deferred it was attached to, which breaks "
+        f"the callback chain: {fn!r}"
+    )
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        warnings.warn(message, DeprecationWarning, stacklevel=4)
+        return
+    warnings.warn_explicit(
+        message, DeprecationWarning, code.co_filename, code.co_firstlineno,
+        module=getattr(fn, "__module__", None),
+    )
+
+
 def _bridge(d: Deferred[Any]) -> _AwaitBridge:
     from deferred.aio import _AwaitBridge
 
@@ -656,11 +702,18 @@ def succeed(result: T) -> Deferred[T]:
         d: Deferred[T] = Deferred()
         d.callback(result)
         return d
-    # Skipping __init__ is measurably faster, and this is called a lot.
+    # Skipping __init__ is measurably faster, and this is called a lot. The
+    # attributes are those ``Deferred(); d.callback(result)`` leaves (the
+    # loop reads them, and instance attributes read faster than the class's).
     d = _new_deferred(Deferred)
     d.callbacks = []
-    d.result = result
     d.called = True
+    d.paused = 0
+    d._canceller = None
+    d._chainedTo = None
+    d._runningCallbacks = False
+    d._debugInfo = None
+    d.result = result
     return d
 
 

@@ -21,6 +21,9 @@ The runner waits on what the coroutine yields:
   of ready results costs no stack.
 - an asyncio Future (``await asyncio.sleep(1)`` on the asyncio or uvloop
   reactor): woken by the Future's done callback.
+- a coroutine or generator object (``yield other()`` in an inlineCallbacks
+  generator, where ``other`` is ``async def`` or undecorated): it is run
+  like ``ensureDeferred`` would, and waited on.
 - in an inlineCallbacks generator, any other value is sent straight back.
 
 Each coroutine runs in its own copy of the ``contextvars`` context, taken
@@ -37,6 +40,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import warnings
 from collections.abc import Callable, Coroutine, Generator
 from types import CoroutineType, GeneratorType
 from typing import Any, NoReturn, ParamSpec, TypeVar
@@ -66,8 +70,37 @@ class _DefGen_Return(BaseException):
 
 
 def returnValue(val: object) -> NoReturn:
-    """Return ``val`` from an ``inlineCallbacks`` generator (old style of ``return``)."""
+    """Return ``val`` from an ``inlineCallbacks`` generator (old style of ``return``).
+
+    Call it in the decorated generator itself: called in a function that
+    generator calls, it still ends the generator, with a DeprecationWarning
+    pointing at the call, because that is almost always a mistake.
+    """
     raise _DefGen_Return(val)
+
+
+_RETURN_VALUE_CODE = returnValue.__code__
+
+
+def _warn_if_returned_from_elsewhere(ret: _DefGen_Return, coro: Any) -> None:
+    """Warn if ``returnValue`` was called outside the generator ``ret`` ends."""
+    tb = ret.__traceback__
+    caller = None
+    while tb is not None and tb.tb_next is not None:
+        caller = tb
+        tb = tb.tb_next
+    if caller is None or tb is None or tb.tb_frame.f_code is not _RETURN_VALUE_CODE:
+        return
+    code = caller.tb_frame.f_code
+    if code is getattr(coro, "gi_code", None) or code is getattr(coro, "cr_code", None):
+        return
+    generator = getattr(coro, "__name__", repr(coro))
+    warnings.warn_explicit(
+        f"returnValue() was called in {code.co_name!r}, not in the inlineCallbacks "
+        f"generator {generator!r}, and made that generator exit: call it only in "
+        "functions decorated with inlineCallbacks",
+        DeprecationWarning, code.co_filename, caller.tb_lineno,
+    )
 
 
 class _Runner:
@@ -97,18 +130,23 @@ class _Runner:
                 else:
                     yielded = run(coro.send, value)
             except StopIteration as stop:
-                self._finish(stop.value)
-                return
+                outcome = stop.value
             except _DefGen_Return as ret:
-                self._finish(ret.value)
-                return
+                _warn_if_returned_from_elsewhere(ret, coro)
+                outcome = ret.value
             except BaseException as exc:
-                self._fail(exc)
-                return
-            ready = self.handle_yield(yielded)
-            if ready is None:
-                return
-            value, failure = ready
+                outcome = _coroutine_failure(exc, self.cancelled)
+            else:
+                ready = self.handle_yield(yielded)
+                if ready is None:
+                    return
+                value, failure = ready
+                continue
+            # Fired outside the ``except`` blocks: the callbacks this runs
+            # (other coroutines resuming) must not see StopIteration or
+            # _DefGen_Return as the context of their own exceptions.
+            self._finish(outcome)
+            return
 
     def handle_yield(self, yielded: Any) -> tuple[Any, Failure | None] | None:
         """Wait on what the coroutine yielded; return what to send back if it is ready."""
@@ -120,6 +158,11 @@ class _Runner:
             bridge = None
         elif getattr(yielded, "_asyncio_future_blocking", None) is not None:
             return self._wait_on_future(yielded)
+        elif isinstance(yielded, (CoroutineType, GeneratorType)):
+            # ``yield some_coroutine()`` in inlineCallbacks (as in Twisted):
+            # run it, and wait for its outcome like a Deferred's.
+            target = run_coroutine(yielded)
+            bridge = None
         elif self.is_generator or yielded is None:
             # inlineCallbacks sends plain values straight back; a bare
             # ``yield`` (asyncio.sleep(0)) is only a pause: nothing to wait for.
@@ -178,13 +221,10 @@ class _Runner:
         self.waiting_on = None
         self.step(None, None)
 
-    def _finish(self, value: Any) -> None:
+    def _finish(self, outcome: Any) -> None:
+        """The coroutine ended: with its return value, or a Failure if it raised."""
         self.coro = None
-        self.deferred.callback(value)
-
-    def _fail(self, exc: BaseException) -> None:
-        self.coro = None
-        self.deferred.errback(_coroutine_failure(exc, self.cancelled))
+        self.deferred.callback(outcome)
 
     def _cancel(self, d: Deferred[Any]) -> None:
         """The canceller of our Deferred: cancel what the coroutine waits on."""
@@ -243,6 +283,7 @@ def run_coroutine(coro: Any) -> Deferred[Any]:
     except StopIteration as stop:
         return succeed(stop.value)
     except _DefGen_Return as ret:
+        _warn_if_returned_from_elsewhere(ret, coro)
         return succeed(ret.value)
     except BaseException as exc:
         return fail(_coroutine_failure(exc, False))

@@ -196,12 +196,19 @@ class Failure(BaseException):
 
     @property
     def frames(self) -> list[FrameTuple]:
-        """The traceback's frames as tuples, outermost first."""
+        """The traceback's frames as tuples, outermost first.
+
+        When the exception was re-raised from a Failure that had already let
+        go of its traceback (``raiseException``, or thrown into a generator),
+        that Failure's frames follow: the report goes on to where the error
+        really started, as it would with the live traceback.
+        """
         if self._frames is None:
             frames: list[FrameTuple] = []
             tb = self.tb
+            last: Any = None
             while tb is not None:
-                f = tb.tb_frame
+                f = last = tb.tb_frame
                 localz: Any = ()
                 globalz: Any = ()
                 if self.captureVars:
@@ -214,6 +221,13 @@ class Failure(BaseException):
                 frames.append((f.f_code.co_name, f.f_code.co_filename, tb.tb_lineno,
                                localz, globalz))
                 tb = tb.tb_next
+            if last is not None and last.f_code is _RAISE_CLEANED_CODE:
+                # Raised by _raise_cleaned: swap its frame for the frames of
+                # the Failure it raised.
+                frames.pop()
+                origin = last.f_locals.get("failure")
+                if isinstance(origin, Failure) and origin is not self:
+                    frames.extend(origin.frames)
             self._frames = frames
         return self._frames
 
@@ -257,12 +271,37 @@ class Failure(BaseException):
         return error
 
     def raiseException(self) -> NoReturn:
-        """Raise the original exception, with its original traceback when it is kept."""
-        raise self.value.with_traceback(self.tb)
+        """Raise the original exception, with its original traceback when it is kept.
+
+        After ``cleanFailure`` a Failure made from the raised exception still
+        reports the original frames (see ``frames``).
+        """
+        tb = self.tb
+        if tb is None and self._frames:
+            _raise_cleaned(self)
+        raise self.value.with_traceback(tb)
 
     def throwExceptionIntoGenerator(self, g: Generator[Any, Any, Any]) -> Any:
-        """Throw the original exception into generator ``g``; return what it yields next."""
-        return g.throw(self.value.with_traceback(self.tb))
+        """Throw the original exception into generator ``g``; return what it yields next.
+
+        As with ``raiseException``, the original frames are not lost when the
+        traceback itself is gone: ``inlineCallbacks`` and coroutines awaiting
+        each other report the whole story of an error.
+        """
+        tb = self.tb
+        value = self.value
+        if tb is None and self._frames:
+            # A traceback of just the _raise_cleaned frame, which knows us.
+            # (Raising here must not change the exception's __context__.)
+            context = value.__context__
+            try:
+                _raise_cleaned(self)
+            except BaseException as e:
+                if e is not value or e.__traceback__ is None:
+                    raise
+                tb = e.__traceback__.tb_next
+            value.__context__ = context
+        return g.throw(value.with_traceback(tb))
 
     def getErrorMessage(self) -> str:
         """``str()`` of the exception, safely (a broken ``__str__`` is reported, not raised)."""
@@ -355,19 +394,42 @@ class Failure(BaseException):
 
     # -- pickling: frames travel as tuples, never the traceback -----------------
 
+    # The state uses Twisted's keys ("parents", "frames"), not our private
+    # attribute names: code that ships failures around (Perspective Broker,
+    # Foolscap) reads them from the state dictionary.
     def __getstate__(self) -> dict[str, Any]:
-        _ = self.parents
         state = dict(self.__dict__)
-        state["_frames"] = self.frames
+        state.pop("_parents", None)
+        state.pop("_frames", None)
+        state["parents"] = self.parents
+        state["frames"] = self.frames
         state["tb"] = None
         state["pickled"] = 1
         return state
 
     def __setstate__(self, state: dict[str, Any] | None) -> None:
-        self.__dict__.update(state or {})
+        state = dict(state or {})
+        if "parents" in state:
+            self._parents = state.pop("parents")
+        if "frames" in state:
+            self._frames = state.pop("frames")
+        self.__dict__.update(state)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_new_failure, (), self.__getstate__())
+
+
+def _raise_cleaned(failure: Failure) -> NoReturn:
+    """Raise the exception of ``failure``, whose traceback is gone, from here.
+
+    The raised exception's traceback then ends in this frame, and its
+    ``failure`` local lets ``Failure.frames`` continue with the frames kept
+    in ``failure``: tuples, so the original frames stay released.
+    """
+    raise failure.value.with_traceback(None)
+
+
+_RAISE_CLEANED_CODE = _raise_cleaned.__code__
 
 
 def _new_failure() -> Failure:

@@ -6,6 +6,7 @@ import gc
 import heapq
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -183,6 +184,17 @@ def test_second_fire_raises_already_called() -> None:
         d.errback(ValueError())
 
 
+def test_already_called_error_has_no_args_without_debugging() -> None:
+    # Twisted code checks ``e.args`` to tell debugging output apart; which
+    # Deferred it was goes in a note instead.
+    d: Deferred[int] = Deferred()
+    d.callback(1)
+    with pytest.raises(AlreadyCalledError) as info:
+        d.callback(2)
+    assert info.value.args == ()
+    assert any("has already been called" in note for note in info.value.__notes__)
+
+
 def test_callback_with_a_deferred_is_refused() -> None:
     with pytest.raises(TypeError):
         Deferred().callback(Deferred())
@@ -292,6 +304,61 @@ def test_callback_returning_own_deferred_warns() -> None:
     d.addCallback(lambda r: d)
     with pytest.warns(DeprecationWarning, match="returned the Deferred"):
         d.callback(1)
+
+
+def test_circular_callback_warning_points_at_the_callback() -> None:
+    d: Deferred[Any] = Deferred()
+
+    def circular(result: object) -> Deferred[Any]:
+        return d
+
+    d.addCallback(circular)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d.callback(1)
+    assert len(caught) == 1
+    warning = caught[0]
+    assert warning.category is DeprecationWarning
+    assert "Callback returned the Deferred it was attached to" in str(warning.message)
+    assert warning.filename == circular.__code__.co_filename
+    assert warning.lineno == circular.__code__.co_firstlineno
+
+
+def test_circular_callback_warning_as_error_becomes_the_failure() -> None:
+    d: Deferred[Any] = Deferred()
+    d.addCallback(lambda r: d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        d.callback(1)  # does not raise: the error goes down the chain
+    assert result_of(d).check(DeprecationWarning)
+
+
+def test_deferred_that_resumed_another_finishes_its_chain_when_that_one_waits() -> None:
+    # ``inner`` hands its result to ``outer``, whose next callback then
+    # waits on a third Deferred: inner's own later callbacks must still run.
+    inner: Deferred[str] = Deferred()
+    outer: Deferred[Any] = Deferred()
+    later: Deferred[str] = Deferred()
+    outer.addCallback(lambda _: inner)
+    outer.callback(None)
+    seen: list[Any] = []
+    inner.addCallback(seen.append)  # after the marker that resumes ``outer``
+    outer.addCallback(lambda _: later)
+    inner.callback("inner")
+    assert seen == [None]  # inner's result went to outer; its chain went on
+    assert inner.callbacks == []
+    later.callback("later")
+    assert outer.result == "later"
+
+
+def test_failure_recovered_by_waiting_on_a_deferred_is_not_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="deferred"):
+        bad = fail(Exception("handled by the errback"))
+        bad.addErrback(lambda _: Deferred())  # the failure is consumed here
+        del bad
+        gc.collect()
+    assert not [r for r in caplog.records if r.name == "deferred"]
 
 
 # -- pause / unpause ---------------------------------------------------------------
@@ -430,6 +497,12 @@ def test_addTimeout_canceller_that_callbacks_wins() -> None:
 
 
 # -- helpers ------------------------------------------------------------------------
+
+
+def test_succeed_is_the_same_as_firing_a_new_deferred() -> None:
+    d: Deferred[str] = Deferred()
+    d.callback("same")
+    assert succeed("same").__dict__ == d.__dict__
 
 
 def test_succeed_and_fail() -> None:

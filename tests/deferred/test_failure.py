@@ -163,6 +163,88 @@ def test_pickle_round_trip_keeps_message_and_frames() -> None:
     assert "inner_function" in g.getTraceback()
 
 
+def test_failure_from_a_reraised_cleaned_failure_keeps_the_original_frames() -> None:
+    original = make_failure()
+    original.cleanFailure()
+
+    def catcher() -> Failure:
+        try:
+            original.raiseException()
+        except ValueError:
+            return Failure()
+        raise AssertionError("unreachable")
+
+    again = catcher()
+    names = [frame[0] for frame in again.frames]
+    assert names[0] == "catcher"
+    assert names[-1] == "inner_function"  # where it started, not where it was re-raised
+    assert "_raise_cleaned" not in names
+    again.cleanFailure()  # and nothing is lost when this one lets go in turn
+    assert "inner_function" in again.getTraceback()
+
+
+def test_cleaned_failure_thrown_into_a_generator_keeps_the_original_frames() -> None:
+    original = make_failure()
+    original.cleanFailure()
+
+    def gen() -> Generator[None, None, None]:
+        yield
+
+    g = gen()
+    next(g)
+    try:
+        original.throwExceptionIntoGenerator(g)
+    except ValueError:
+        thrown = Failure()
+    names = [frame[0] for frame in thrown.frames]
+    assert "gen" in names
+    assert names[-1] == "inner_function"
+
+
+def test_throwing_a_cleaned_failure_leaves_the_exception_context_alone() -> None:
+    original = make_failure()
+    original.cleanFailure()
+
+    def gen() -> Generator[BaseException | None, None, None]:
+        try:
+            yield None
+        except ValueError as e:
+            yield e.__context__
+
+    g = gen()
+    next(g)
+    try:
+        raise KeyError("being handled by the caller")
+    except KeyError:
+        assert original.throwExceptionIntoGenerator(g) is None
+
+
+def test_reraising_keeps_a_live_traceback_as_it_is() -> None:
+    original = make_failure()  # not cleaned: the traceback itself carries the frames
+    try:
+        original.raiseException()
+    except ValueError:
+        again = Failure()
+    names = [frame[0] for frame in again.frames]
+    assert names.count("inner_function") == 1
+    assert names[-1] == "inner_function"
+
+
+def test_pickled_state_uses_twisteds_keys() -> None:
+    # Code that copies failures between processes (Perspective Broker,
+    # Foolscap) reads "parents" and "frames" from the state dictionary.
+    f = make_failure()
+    state = f.__getstate__()
+    assert state["parents"] == f.parents
+    assert state["frames"] == f.frames
+    assert "_parents" not in state and "_frames" not in state
+    g: Any = pickle.loads(pickle.dumps(f))
+    assert g.parents == f.parents and g.frames == f.frames
+    expected = {**f.__dict__, "tb": None, "pickled": 1}
+    del expected["value"]  # exceptions compare by identity
+    assert expected == {k: v for k, v in g.__dict__.items() if k != "value"}
+
+
 def test_repr_and_str() -> None:
     f = Failure(KeyError("k"))
     assert repr(f) == "<deferred.failure.Failure builtins.KeyError: 'k'>"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import gc
 import logging
+import warnings
 from collections.abc import Generator
 from typing import Any
 
@@ -309,3 +310,142 @@ def test_unhandled_coroutine_failure_is_logged(caplog: pytest.LogCaptureFixture)
         ensureDeferred(broken())
         gc.collect()
     assert "from a coroutine" in caplog.text
+
+
+# -- inlineCallbacks yielding coroutines and generators -----------------------------
+
+
+def test_inlineCallbacks_runs_a_yielded_coroutine_and_waits_for_it() -> None:
+    gate: Deferred[int] = Deferred()
+
+    async def double() -> int:
+        return 2 * await gate
+
+    @inlineCallbacks
+    def caller() -> Generator[Any, Any, int]:
+        value = yield double()
+        return value + 1
+
+    d = caller()
+    assert not d.called
+    gate.callback(20)
+    assert result_of(d) == 41
+
+
+def test_inlineCallbacks_yielded_coroutine_error_is_raised_at_the_yield() -> None:
+    async def broken() -> None:
+        raise KeyError("inside")
+
+    @inlineCallbacks
+    def caller() -> Generator[Any, Any, str]:
+        try:
+            yield broken()
+        except KeyError:
+            return "caught"
+        return "missed"
+
+    assert result_of(caller()) == "caught"
+
+
+def test_inlineCallbacks_runs_a_yielded_plain_generator() -> None:
+    def inner() -> Generator[Any, Any, int]:
+        value = yield succeed(5)
+        return value * 3
+
+    @inlineCallbacks
+    def caller() -> Generator[Any, Any, int]:
+        return (yield inner())
+
+    assert result_of(caller()) == 15
+
+
+def test_cancelling_inlineCallbacks_cancels_the_yielded_coroutine() -> None:
+    waited: Deferred[int] = Deferred()
+
+    async def stacked() -> int:
+        return await waited
+
+    @inlineCallbacks
+    def caller() -> Generator[Any, Any, int]:
+        return (yield stacked())
+
+    d = caller()
+    d.cancel()
+    assert waited.called  # cancelled (its CancelledError went to ``stacked``)
+    assert result_of(d).check(CancelledError)
+
+
+def test_errors_keep_their_frames_through_stacked_inlineCallbacks() -> None:
+    @inlineCallbacks
+    def erroring() -> Generator[Any, Any, None]:
+        yield "not a Deferred"
+        raise ValueError("first raised here")
+
+    async def middle() -> None:
+        await erroring()
+
+    @inlineCallbacks
+    def outer() -> Generator[Any, Any, None]:
+        yield middle()
+
+    report = result_of(outer()).getTraceback()
+    for name in ("in erroring", "in middle", "in outer", "first raised here"):
+        assert name in report
+
+
+# -- flow control stays out of sight ------------------------------------------------
+
+
+@pytest.mark.parametrize("use_returnValue", [False, True])
+def test_inner_return_is_not_the_context_of_the_callers_errors(use_returnValue: bool) -> None:
+    gate: Deferred[None] = Deferred()
+
+    @inlineCallbacks
+    def returns() -> Generator[Any, Any, int]:
+        yield gate
+        if use_returnValue:
+            returnValue(1)
+        return 1
+
+    @inlineCallbacks
+    def raises() -> Generator[Any, Any, BaseException | None]:
+        try:
+            yield returns()
+            raise RuntimeError("the caller's own error")
+        except RuntimeError as e:
+            return e.__context__
+
+    d = raises()
+    gate.callback(None)  # ``returns`` ends, and ``raises`` resumes from there
+    assert result_of(d) is None
+
+
+def test_returnValue_in_a_called_function_warns_at_the_call() -> None:
+    def helper() -> None:
+        returnValue("from the helper")  # line noted below
+
+    line = helper.__code__.co_firstlineno + 1
+
+    @inlineCallbacks
+    def inline() -> Generator[Any, Any, str]:
+        helper()
+        yield succeed(None)
+        return "not reached"
+
+    with pytest.warns(DeprecationWarning, match="returnValue") as caught:
+        d = inline()
+    assert result_of(d) == "from the helper"
+    [warning] = caught.list
+    assert warning.filename == helper.__code__.co_filename
+    assert warning.lineno == line
+
+
+def test_returnValue_in_the_generator_itself_does_not_warn() -> None:
+    @inlineCallbacks
+    def inline() -> Generator[Any, Any, None]:
+        yield succeed(None)
+        returnValue("fine")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert result_of(inline()) == "fine"
