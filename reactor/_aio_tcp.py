@@ -38,18 +38,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from deferred import CancelledError, Deferred, Failure, succeed
+from deferred import Deferred, Failure, succeed
 from reactor.address import IPv4Address, IPv6Address
 from reactor.error import CannotListenError, ConnectionAborted, ConnectionDone, ConnectionLost
-from reactor.tcp import HIGH_WATER, LOW_WATER, address_of, connect_error
+from reactor.tcp import HIGH_WATER, LOW_WATER, address_of
 
 if TYPE_CHECKING:
     from reactor.aio import AsyncioReactor
 
-__all__ = ["Connection", "Port", "connect_socket", "drive"]
+__all__ = ["Connection", "Port"]
 
 log = logging.getLogger("reactor")
 
@@ -149,8 +149,6 @@ class Connection(asyncio.Protocol):
             return
         self._transport = transport
         reactor = self.reactor
-        if reactor._read_size is not None and hasattr(transport, "max_size"):
-            transport.max_size = reactor._read_size
         transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         peer = transport.get_extra_info("peername")
         host = transport.get_extra_info("sockname")
@@ -646,10 +644,8 @@ class Port:
         self.connected = True
         self.factory.doStart()
         self.reactor._live.add(self)
-        loop = self.reactor._loop
         try:
-            self._server = drive(loop, loop.create_server(self._build, sock=sock,
-                                                          backlog=self.backlog))
+            self._server = self.reactor._serve(self._build, sock, self.backlog)
         except BaseException:
             self.socket = None
             self.connected = False
@@ -681,11 +677,7 @@ class Port:
         self.socket = None
         self.connected = False
         server, self._server = self._server, None
-        if isinstance(server, asyncio.Future):
-            # Only if create_server really waited (see drive): close it once it is up.
-            server.add_done_callback(_close_server)
-        else:
-            server.close()  # closes the listening socket now, on asyncio and uvloop
+        self.reactor._unserve(server)
         try:
             self.factory.doStop()
         except Exception:
@@ -706,76 +698,3 @@ class Port:
     def __repr__(self) -> str:
         port = self._host.port if self._host is not None else self.port
         return f"<{type(self.factory).__name__} on TCP {self.interface or '*'}:{port}>"
-
-
-def _close_server(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is None:
-        task.result().close()
-
-
-def drive(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run ``coro`` to completion now, if it never waits for a future.
-
-    ``create_server(sock=...)`` only registers the socket with the loop (asyncio
-    then yields once, bare, "so that add_reader goes through"), so running it
-    here makes ``listenTCP`` synchronous whether or not the loop is running,
-    and a port never exists half-started. Should a loop's ``create_server``
-    really wait, the rest runs as a Task, which is returned instead.
-    """
-    try:
-        while True:
-            waiting_on = coro.send(None)
-            if waiting_on is not None:
-                break
-    except StopIteration as done:
-        return done.value
-    return loop.create_task(_carry_on(coro, waiting_on))
-
-
-async def _carry_on(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
-    """Finish a coroutine ``drive`` started, playing its Task: wait, then resume it."""
-    while True:
-        await asyncio.wait([waiting_on])
-        try:
-            waiting_on = coro.send(None)
-        except StopIteration as done:
-            return done.value
-
-
-def connect_socket(reactor: AsyncioReactor, sock: socket.socket,
-                   address: Any) -> Deferred[socket.socket]:
-    """Connect ``sock`` with ``loop.sock_connect``; a Deferred firing with the socket.
-
-    Cancelling the Deferred cancels the connect; the socket is closed on
-    any failure.
-    """
-    sock.setblocking(False)
-    loop = reactor._loop
-    future = asyncio.ensure_future(loop.sock_connect(sock, address), loop=loop)
-    attempt = _Connecting(future)
-    reactor._live.add(attempt)
-
-    def connected(_: object) -> socket.socket:
-        reactor._live.discard(attempt)
-        return sock
-
-    def failed(failure: Failure) -> Failure:
-        reactor._live.discard(attempt)
-        sock.close()
-        if failure.check(asyncio.CancelledError):
-            return Failure(CancelledError())
-        if isinstance(failure.value, OSError):
-            return Failure(connect_error(failure.value))
-        return failure
-
-    return Deferred.fromFuture(future).addCallbacks(connected, failed)
-
-
-class _Connecting:
-    """A connect in flight, so that a reactor shutdown can cancel it."""
-
-    def __init__(self, future: asyncio.Future[Any]) -> None:
-        self.future = future
-
-    def _reactor_shutdown(self) -> None:
-        self.future.cancel()

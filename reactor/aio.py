@@ -43,22 +43,44 @@ import asyncio
 import contextvars
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from deferred import Deferred
-from reactor._aio_tcp import Connection, Port, connect_socket
+from deferred import CancelledError, Deferred, Failure
+from reactor._aio_tcp import Connection, Port
 from reactor.base import ReactorBase
-from reactor.tcp import READ_SIZE
+from reactor.tcp import connect_error
 from reactor.timers import DelayedCall
 
-__all__ = ["AsyncioReactor"]
+__all__ = ["AsyncioReactor", "drive"]
 
 log = logging.getLogger("reactor")
 
 
 def _noop() -> None:
     pass
+
+
+_mmap_threshold_raised = False
+
+
+def _raise_mmap_threshold() -> None:
+    """Make glibc serve asyncio's 256 KiB read buffers from the heap, not mmap.
+
+    asyncio's selector transports ``recv(256 KiB)`` into a fresh bytes object
+    per read. That is above glibc's initial mmap threshold (128 KiB), so a
+    fresh process pays mmap + munmap for every read (measured: 3x the CPU of
+    a 64-byte echo) until some connection closes: freeing a mmapped block
+    raises glibc's threshold to that block's size, for the whole process.
+    Freeing one such block up front does the same at once. (Reading 64 KiB
+    instead avoids mmap as well, but costs 1.65x the CPU per MB streamed.)
+    Elsewhere than glibc this is one harmless allocation.
+    """
+    global _mmap_threshold_raised
+    if not _mmap_threshold_raised:
+        _mmap_threshold_raised = True
+        transport_class = getattr(asyncio.selector_events, "_SelectorTransport", None)
+        bytes(getattr(transport_class, "max_size", 256 * 1024) + 4096)
 
 
 def _run_thread_call(f: Callable[..., Any], args: tuple[Any, ...],
@@ -90,15 +112,12 @@ class AsyncioReactor(ReactorBase):
         self._loop = loop
         self._owns_loop = owns_loop
         self.name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
-        # asyncio's selector transports read up to 256 KiB per recv(): a fresh
-        # buffer that size costs an mmap/munmap pair per read (4x slower
-        # measured); 64 KiB stays in the allocator's pools. uvloop reads into
-        # one preallocated buffer of its own.
-        self._read_size: int | None = (
-            READ_SIZE if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
-            else None)
-        # Connections, ports and connects in flight: closed at shutdown.
-        self._live: set[Any] = set()
+        if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+            _raise_mmap_threshold()
+        # Connections and ports (closed at shutdown), and connects in flight
+        # (cancelled then).
+        self._live: set[Connection | Port] = set()
+        self._connecting: set[asyncio.Future[Any]] = set()
         # DelayedCall -> the loop handle that will run it.
         self._timers: dict[DelayedCall, asyncio.Handle] = {}
         self._attached = False
@@ -189,14 +208,14 @@ class AsyncioReactor(ReactorBase):
         self._loop.run_forever()
 
     def _exit_loop(self) -> None:
+        waiters, self._stop_waiters = self._stop_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         if self._attached:
             # The loop is the application's: only the reactor stops.
             self._attached = False
             self._finish_run()
-            waiters, self._stop_waiters = self._stop_waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
         elif self._loop.is_running():
             # One more turn first: transports aborted at shutdown close their
             # sockets in callbacks the loop has already queued.
@@ -208,6 +227,8 @@ class AsyncioReactor(ReactorBase):
     def _close_all_connections(self) -> None:
         for live in list(self._live):
             live._reactor_shutdown()
+        for connecting in list(self._connecting):
+            connecting.cancel()
 
     def attach(self, installSignalHandlers: bool = False) -> None:
         """Start the reactor on its loop, which the application is already running.
@@ -318,9 +339,45 @@ class AsyncioReactor(ReactorBase):
         connector.connect()
         return connector
 
+    def _serve(self, protocol_factory: Callable[[], Connection], sock: socket.socket,
+               backlog: int) -> Any:
+        """Serve a bound, listening socket with ``loop.create_server``, now."""
+        loop = self._loop
+        return drive(loop, loop.create_server(protocol_factory, sock=sock, backlog=backlog))
+
+    def _unserve(self, server: Any) -> None:
+        """Close what ``_serve`` returned: the listening socket closes at once."""
+        if isinstance(server, asyncio.Future):
+            # Only if create_server really waited (see drive): close it once it is up.
+            server.add_done_callback(_close_server)
+        else:
+            server.close()  # closes the listening socket now, on asyncio and uvloop
+
     def _connect_socket(self, sock: socket.socket, address: Any) -> Deferred[socket.socket]:
-        """Connect with ``loop.sock_connect``; a Deferred firing with the connected socket."""
-        return connect_socket(self, sock, address)
+        """Connect with ``loop.sock_connect``; a Deferred firing with the connected socket.
+
+        Cancelling the Deferred cancels the connect; the socket is closed on
+        any failure.
+        """
+        sock.setblocking(False)
+        loop = self._loop
+        future = asyncio.ensure_future(loop.sock_connect(sock, address), loop=loop)
+        self._connecting.add(future)
+
+        def connected(_: object) -> socket.socket:
+            self._connecting.discard(future)
+            return sock
+
+        def failed(failure: Failure) -> Failure:
+            self._connecting.discard(future)
+            sock.close()
+            if failure.check(asyncio.CancelledError):
+                return Failure(CancelledError())
+            if isinstance(failure.value, OSError):
+                return Failure(connect_error(failure.value))
+            return failure
+
+        return Deferred.fromFuture(future).addCallbacks(connected, failed)
 
     def _adopt_socket(self, sock: socket.socket, protocol: Any,
                       on_lost: Callable[..., Any] | None = None) -> Connection:
@@ -332,3 +389,37 @@ class AsyncioReactor(ReactorBase):
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<AsyncioReactor ({self.name}) {state}>"
+
+
+def _close_server(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        task.result().close()
+
+
+def drive(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` to completion now, if it never waits for a future.
+
+    ``create_server(sock=...)`` only registers the socket with the loop (asyncio
+    then yields once, bare, "so that add_reader goes through"), so running it
+    here makes ``listenTCP`` synchronous whether or not the loop is running,
+    and a port never exists half-started. Should a loop's ``create_server``
+    really wait, the rest runs as a Task, which is returned instead.
+    """
+    try:
+        while True:
+            waiting_on = coro.send(None)
+            if waiting_on is not None:
+                break
+    except StopIteration as done:
+        return done.value
+    return loop.create_task(_carry_on(coro, waiting_on))
+
+
+async def _carry_on(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
+    """Finish a coroutine ``drive`` started, playing its Task: wait, then resume it."""
+    while True:
+        await asyncio.wait([waiting_on])
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration as done:
+            return done.value

@@ -49,6 +49,22 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "backends(*names): run the reactor fixture only on these backends")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop (not skip) the backend variants a ``backends(...)`` marker excludes."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("reactor") if callspec is not None else None
+        if marker is not None and backend is not None and backend not in marker.args:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture
 def clock() -> Clock:
     """A deterministic clock: ``clock.advance(seconds)`` runs what is due."""
@@ -66,9 +82,6 @@ def _open_fds() -> set[int]:
 def reactor(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh reactor of each backend, installed for the test, torn down after it."""
     name = request.param
-    marker = request.node.get_closest_marker("backends")
-    if marker is not None and name not in marker.args:
-        pytest.skip(f"test runs only on {', '.join(marker.args)}")
     _warm_up(name)
     threads_before = set(threading.enumerate())
     fds_before = _open_fds()

@@ -2,7 +2,7 @@
 
 Run by hand, not by pytest (the file name keeps pytest from collecting it)::
 
-    python tests/compat/run_twisted_defer_tests.py            # both suites
+    python tests/compat/run_twisted_defer_tests.py            # every suite
     python tests/compat/run_twisted_defer_tests.py -t         # with tracebacks
     python tests/compat/run_twisted_defer_tests.py --against-twisted   # baseline
     python tests/compat/run_twisted_defer_tests.py DeferredTests.test_cancel
@@ -10,8 +10,10 @@ Run by hand, not by pytest (the file name keeps pytest from collecting it)::
 What it does, at run time and without copying any of Twisted into this
 repository:
 
-1. Finds the installed Twisted's ``twisted/test/test_defer.py`` and
-   ``twisted/test/test_failure.py``.
+1. Finds the installed Twisted's tests of these names (``SUITES``):
+   ``test/test_defer.py``, ``test/test_failure.py`` and, for
+   ``inlineCallbacks``/``await``/``yield from``, three modules of
+   ``internet/test``.
 2. Copies them into a temporary package, rewriting only their ``import``
    statements (found with ``ast``, so formatting does not matter):
    ``twisted.internet.defer`` resolves to a stand-in module holding our
@@ -44,8 +46,9 @@ The shims, and why each is needed:
 - ``hamcrest`` and ``cython_test_exception_raiser``, when not installed, get
   minimal stand-ins (``raiser = None`` makes the test that needs it skip).
 
-``--against-twisted`` applies only the last shim and runs the copies against
-Twisted itself: the ceiling the harness can show.
+``--against-twisted`` applies only those last two stand-ins and runs the
+copies against Twisted itself: the ceiling the harness can show (all pass
+but the one needing the Cython extension).
 """
 
 from __future__ import annotations
@@ -227,22 +230,22 @@ def _install_shims() -> None:
         def successResultOf(self, d: Any) -> Any:
             seen = self._currentResult(d)
             if not seen:
-                self.fail(f"Success result expected on {d!r}, found no result instead")
+                self.fail(f"{d!r} has no result yet; a success was expected")
             if isinstance(seen[0], deferred.Failure):
-                self.fail(f"Success result expected on {d!r}, found failure result "
-                          f"instead:\n{seen[0].getTraceback()}")
+                self.fail(f"{d!r} failed; a success was expected:\n"
+                          f"{seen[0].getTraceback()}")
             return seen[0]
 
         def failureResultOf(self, d: Any, *expected: type[BaseException]) -> Any:
             seen = self._currentResult(d)
             if not seen:
-                self.fail(f"Failure result expected on {d!r}, found no result instead")
+                self.fail(f"{d!r} has no result yet; a failure was expected")
             f = seen[0]
             if not isinstance(f, deferred.Failure):
-                self.fail(f"Failure result expected on {d!r}, found success {f!r} instead")
+                self.fail(f"{d!r} succeeded with {f!r}; a failure was expected")
             if expected and not f.check(*expected):
-                self.fail(f"Failure of type {expected} expected on {d!r}, "
-                          f"found {f.type!r} instead: {f.getTraceback()}")
+                self.fail(f"{d!r} failed with {f.type!r}, not one of {expected}:\n"
+                          f"{f.getTraceback()}")
             return f
 
         # ``self.fail`` is trial's: these are mixed into its test cases.
@@ -258,7 +261,7 @@ def _install_shims() -> None:
             d.addBoth(look)
             if seen:
                 d.addErrback(lambda _: None)
-                self.fail(f"No result expected on {d!r}, found {seen[0]!r} instead")
+                self.fail(f"{d!r} already has a result, {seen[0]!r}; none was expected")
 
     class SynchronousTestCase(ResultHelpers, trial.SynchronousTestCase):
         pass
