@@ -51,6 +51,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,8 +144,11 @@ static int connect_one(int port) {
 
 /* Blocking exchange of one message on a still-blocking socket (used before
  * the run, to be sure the server has accepted and served the connection). */
-static void prime(int fd, long size) {
+static void prime(int fd, long size, double cap) {
     long got = 0;
+    /* A server that accepts but never answers must not hang us here either. */
+    struct timeval limit = {(time_t)cap, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     if (send(fd, out_buf, (size_t)size, 0) != size)
         fail("priming send", errno);
     while (got < size) {
@@ -264,7 +268,7 @@ int main(int argc, char **argv) {
         struct conn *c = &conns[i];
         struct epoll_event ev;
         c->fd = connect_one(port);
-        prime(c->fd, size);
+        prime(c->fd, size, cap);
         /* Non-blocking from here on: the loop waits only in epoll_wait. */
         if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) < 0)
             fail("fcntl", errno);

@@ -26,6 +26,11 @@ Engines:
 
 An engine that cannot be imported exits with status ``EXIT_UNAVAILABLE`` and one line on
 stderr saying why, before printing a port, so the suite can skip it.
+
+The suite starts servers with ``running_server(engine, cpu)``, which reads the port,
+pins the process, and stops it with SIGTERM (SIGKILL after 5 s) however its block ends;
+the server also dies with its parent (``prctl(PR_SET_PDEATHSIG)``), so none outlives the
+suite.
 """
 
 from __future__ import annotations
@@ -34,10 +39,16 @@ import asyncio
 import ctypes
 import logging
 import os
+import select
 import signal
+import subprocess
 import sys
-from collections.abc import Callable
-from typing import Any
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
 
 HOST = "127.0.0.1"
 #: Exit status meaning "this engine is not importable here" (the suite skips it).
@@ -104,8 +115,9 @@ class SmallReadEcho(AsyncioEcho):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        # A class attribute of the selector transport, read on every recv.
-        transport.max_size = 64 * 1024
+        # A class attribute of the selector transport, read on every recv; not part of
+        # the BaseTransport interface, hence the ignore.
+        transport.max_size = 64 * 1024  # type: ignore[attr-defined]
 
 
 def serve_asyncio(
@@ -132,7 +144,7 @@ def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
         import uvloop
     except ImportError as exc:
         raise Unavailable(f"uvloop: {exc}") from exc
-    return uvloop.new_event_loop  # type: ignore[no-any-return]
+    return uvloop.new_event_loop
 
 
 # --- Twisted -------------------------------------------------------------------------
@@ -189,6 +201,131 @@ ENGINES: dict[str, Callable[[], None]] = {
 }
 
 
+# --- starting a server (used by the suite, in the parent process) -----------------------
+
+#: Seconds for a server to import its framework and listen.
+SERVER_START_TIMEOUT = 30.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class BenchError(Exception):
+    """A run went wrong (server died, client error, timeout); the message says how."""
+
+
+class EngineUnavailable(Exception):
+    """The server reported that its framework cannot be imported here."""
+
+
+def pin(pid: int, cpu: int | None) -> None:
+    """Keep process ``pid`` on ``cpu`` (None: leave it to the scheduler)."""
+    if cpu is not None:
+        os.sched_setaffinity(pid, {cpu})
+
+
+class LineReader:
+    """Reads whole lines from a child's stdout pipe, each with a deadline."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self._fd = pipe.fileno()
+        self._buffer = b""
+
+    def readline(self, timeout: float, what: str) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BenchError(f"no {what} within {timeout:g} s")
+            ready, _, _ = select.select([self._fd], [], [], remaining)
+            if ready:
+                chunk = os.read(self._fd, 4096)
+                if not chunk:
+                    raise BenchError(f"the process exited before printing its {what}")
+                self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode(errors="replace").strip()
+
+
+class _Server:
+    """One echo server subprocess; ``stop()`` always reaps it."""
+
+    def __init__(self, engine: str, stderr: IO[bytes], cpu: int | None) -> None:
+        self.engine = engine
+        self._stderr = stderr
+        # The server exits if we die (prctl PDEATHSIG, keyed to our pid).
+        env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.echo_servers", engine],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        # Pinned before it has imported anything: its start-up is not measured anyway.
+        pin(self.proc.pid, cpu)
+
+    def wait_for_port(self) -> int:
+        assert self.proc.stdout is not None
+        try:
+            line = LineReader(self.proc.stdout).readline(SERVER_START_TIMEOUT, "port")
+            return int(line)
+        except (BenchError, ValueError) as exc:
+            try:
+                code = self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+            if code == EXIT_UNAVAILABLE:
+                raise EngineUnavailable(self.stderr_text().strip()) from None
+            raise BenchError(f"server did not start ({exc}); {self.stderr_tail()}") from None
+
+    def stderr_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def stderr_tail(self, lines: int = 5) -> str:
+        text = self.stderr_text().strip().splitlines()[-lines:]
+        return "server stderr: " + (" | ".join(text) if text else "(empty)")
+
+    def stop(self) -> str:
+        """SIGTERM (a graceful stop), SIGKILL after 5 s; return anything it printed."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            return self.stderr_text().strip()
+        finally:
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+
+
+@contextmanager
+def running_server(engine: str, cpu: int | None = None) -> Iterator[tuple[int, int]]:
+    """Start ``engine``'s server (pinned to ``cpu``); yield ``(pid, port)``; always stop it.
+
+    Raises:
+        EngineUnavailable: the engine's framework cannot be imported here.
+        BenchError: the server did not start (the message has its stderr's tail).
+    """
+    # The server's stderr goes to a file: a pipe nobody reads could fill and stall it.
+    with tempfile.TemporaryFile() as stderr:
+        server = _Server(engine, stderr, cpu)
+        unavailable = False
+        try:
+            yield server.proc.pid, server.wait_for_port()
+        except EngineUnavailable:
+            unavailable = True  # its stderr is the exception's message: say it once
+            raise
+        finally:
+            printed = server.stop()
+            if printed and not unavailable:
+                tail = " | ".join(printed.splitlines()[-5:])
+                print(f"  {engine} server said: {tail}", file=sys.stderr, flush=True)
+
+
 def _die_with_parent() -> None:
     """Exit when the suite that started us dies, even by SIGKILL: no orphan servers."""
     parent = os.environ.get(PARENT_ENV)
@@ -207,8 +344,7 @@ def _die_with_parent() -> None:
 def main(argv: list[str]) -> int:
     """Run the engine named in ``argv``; return the exit status."""
     if len(argv) != 1 or argv[0] not in ENGINES:
-        print(f"usage: python -m benchmarks.echo_servers {{{','.join(ENGINES)}}}",
-              file=sys.stderr)
+        print(f"usage: python -m benchmarks.echo_servers {{{','.join(ENGINES)}}}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
     _die_with_parent()

@@ -17,6 +17,11 @@ the client occupies one core, so messages/s partly measures the client and the m
 CPU per message measures the server alone. Throughput, latency (from the client) and how
 busy each process was stand beside it.
 
+With two or more usable CPUs the server is pinned to one and the client to another. Left
+to the scheduler, the pair sometimes shares a core (whenever anything else runs) and
+sometimes not, and that alone moves streaming CPU per MB by half: on one core the server
+finds bigger batches in each read. Pinned, every engine meets the same arrangement.
+
 Each repetition starts a fresh server per engine (process-level luck such as memory layout
 then shows in the spread instead of biasing one engine for the whole run), runs a short
 warm-up of each workload, then the measured one. The warm-up matters beyond caches: a
@@ -36,24 +41,25 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from benchmarks._harness import Options, Unavailable
 from benchmarks.echo_servers import ENGINES as SERVER_ENGINES
-from benchmarks.echo_servers import EXIT_UNAVAILABLE, PARENT_ENV
+from benchmarks.echo_servers import (
+    BenchError,
+    EngineUnavailable,
+    LineReader,
+    pin,
+    running_server,
+)
 
 DESCRIPTION = (
     "TCP echo servers: server CPU per 64-byte ping-pong message (50 connections) "
@@ -70,16 +76,25 @@ MIB = 1024 * 1024
 
 #: Run by default, in this order; the other engines of echo_servers on request.
 DEFAULT_ENGINES = (
-    "torsion-select", "torsion-asyncio", "torsion-uvloop", "asyncio", "uvloop", "twisted-epoll",
+    "torsion-select",
+    "torsion-asyncio",
+    "torsion-uvloop",
+    "asyncio",
+    "uvloop",
+    "twisted-epoll",
 )
 #: Engines every other is compared with, as paired-ratio columns.
 REFERENCES = ("asyncio", "uvloop", "twisted-epoll")
 #: Server CPU µs per 64-byte ping-pong message measured on the issue's machine.
 ISSUE_FIGURES = {
-    "uvloop": 6.2, "asyncio": 7.8, "twisted-select": 13.0,
-    "twisted-epoll": 17.7, "twisted-asyncio-uvloop": 22.4,
+    "uvloop": 6.2,
+    "asyncio": 7.8,
+    "twisted-select": 13.0,
+    "twisted-epoll": 17.7,
+    "twisted-asyncio-uvloop": 22.4,
 }
-SERVER_START_TIMEOUT = 30.0  # seconds for a server to import its framework and listen
+#: CPUs the server and the client are pinned to, or None (fewer than 2 usable CPUs).
+CPU_PAIR: tuple[int, int] | None = None
 CLIENT_READY_TIMEOUT = 30.0  # seconds to connect and prime every connection
 
 
@@ -122,20 +137,15 @@ class Workload:
 
 def workload_for(options: Options) -> Workload:
     """The full workload, or a smoke-sized one under ``--quick`` (the suite in < 60 s)."""
-    # Sizes keep the fastest engine's server busy for ~0.5 s (quick) or ~2 s per run:
-    # /proc CPU times come in 10 ms ticks, so shorter runs would mostly measure rounding.
+    # /proc CPU times come in 10 ms ticks, so each measured run must keep the server busy
+    # for 200+ ticks (full) or 20+ ticks (quick, ±5%) or it mostly measures rounding:
+    # streaming costs ~0.4 ms of server CPU per MB, ping-pong ~10 µs per message.
+    # --quick takes ~35 s on a 2-core machine, under 60 s with a busy neighbour.
     if options.quick:
-        return Workload(reps=min(options.repeat, 3), messages=50_000,
-                        stream_bytes=256 * MIB, cap=30.0)
+        return Workload(
+            reps=min(options.repeat, 3), messages=30_000, stream_bytes=512 * MIB, cap=30.0
+        )
     return Workload(reps=options.repeat, messages=200_000, stream_bytes=2048 * MIB)
-
-
-class BenchError(Exception):
-    """A run went wrong (server died, client error, timeout); the message says how."""
-
-
-class EngineUnavailable(Exception):
-    """The server reported that its framework cannot be imported here."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +198,12 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def cpu_pair() -> tuple[int, int] | None:
+    """Two distinct usable CPUs for the server and the client, or None if there is one."""
+    usable = sorted(os.sched_getaffinity(0))
+    return (usable[0], usable[1]) if len(usable) >= 2 else None
+
+
 def server_cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` (all its threads), in seconds."""
     with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
@@ -211,97 +227,9 @@ def machine_busy_seconds() -> float:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
-class _LineReader:
-    """Reads whole lines from a child's stdout pipe, each with a deadline."""
-
-    def __init__(self, pipe: IO[bytes]) -> None:
-        self._fd = pipe.fileno()
-        self._buffer = b""
-
-    def readline(self, timeout: float, what: str) -> str:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BenchError(f"no {what} within {timeout:g} s")
-            ready, _, _ = select.select([self._fd], [], [], remaining)
-            if ready:
-                chunk = os.read(self._fd, 4096)
-                if not chunk:
-                    raise BenchError(f"the process exited before printing its {what}")
-                self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode(errors="replace").strip()
-
-
-class _Server:
-    """One echo server subprocess; ``stop()`` always reaps it."""
-
-    def __init__(self, engine: str, stderr: IO[bytes]) -> None:
-        self.engine = engine
-        self._stderr = stderr
-        # The server exits if we die (prctl PDEATHSIG, keyed to our pid).
-        env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.echo_servers", engine],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=self._stderr,
-        )
-
-    def wait_for_port(self) -> int:
-        assert self.proc.stdout is not None
-        try:
-            line = _LineReader(self.proc.stdout).readline(SERVER_START_TIMEOUT, "port")
-            return int(line)
-        except (BenchError, ValueError) as exc:
-            try:
-                code = self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                code = None
-            if code == EXIT_UNAVAILABLE:
-                raise EngineUnavailable(self.stderr_text().strip()) from None
-            raise BenchError(f"server did not start ({exc}); {self.stderr_tail()}") from None
-
-    def stderr_text(self) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")
-
-    def stderr_tail(self, lines: int = 5) -> str:
-        text = self.stderr_text().strip().splitlines()[-lines:]
-        return "server stderr: " + (" | ".join(text) if text else "(empty)")
-
-    def stop(self) -> str:
-        """SIGTERM (a graceful stop), SIGKILL after 5 s; return anything it printed."""
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            return self.stderr_text().strip()
-        finally:
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
-
-
-@contextmanager
-def running_server(engine: str) -> Iterator[tuple[int, int]]:
-    """Start ``engine``'s server; yield ``(pid, port)``; stop it however the block ends."""
-    # The server's stderr goes to a file: a pipe nobody reads could fill and stall it.
-    with tempfile.TemporaryFile() as stderr:
-        server = _Server(engine, stderr)
-        try:
-            yield server.proc.pid, server.wait_for_port()
-        finally:
-            printed = server.stop()
-            if printed:
-                _progress(f"  {engine} server said: {' | '.join(printed.splitlines()[-5:])}")
-
-
-def run_client(client: Path, pid: int, port: int, args: Sequence[str],
-               cap: float) -> tuple[dict[str, Any], float, float]:
+def run_client(
+    client: Path, pid: int, port: int, args: Sequence[str], cap: float
+) -> tuple[dict[str, Any], float, float]:
     """Run one client workload against the server ``pid`` listening on ``port``.
 
     Returns:
@@ -310,11 +238,13 @@ def run_client(client: Path, pid: int, port: int, args: Sequence[str],
     """
     proc = subprocess.Popen(
         [str(client), "-r", "-p", str(port), "-t", f"{cap:g}", *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     assert proc.stdin is not None and proc.stdout is not None
     try:
-        lines = _LineReader(proc.stdout)
+        pin(proc.pid, None if CPU_PAIR is None else CPU_PAIR[1])
+        lines = LineReader(proc.stdout)
         line = lines.readline(CLIENT_READY_TIMEOUT, "ready line")
         if line != "ready":
             raise BenchError(f"load client: {_client_error(line)}")
@@ -335,7 +265,10 @@ def run_client(client: Path, pid: int, port: int, args: Sequence[str],
             proc.wait()
         proc.stdin.close()
         proc.stdout.close()
-    result = json.loads(line)
+    try:
+        result = json.loads(line)
+    except ValueError:
+        raise BenchError(f"load client printed {line!r}, not a JSON result") from None
     if "error" in result:
         raise BenchError(f"load client: {result['error']}")
     if result["timed_out"]:
@@ -367,7 +300,10 @@ def build_client() -> Path | None:
     _progress(f"[echo] building {binary.relative_to(ROOT)} with {compiler} -O2")
     done = subprocess.run(
         [compiler, "-O2", "-Wall", "-o", str(partial), str(CLIENT_SOURCE)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if done.returncode != 0:
         partial.unlink(missing_ok=True)
@@ -383,16 +319,25 @@ def measure(engine: str, client: Path, w: Workload) -> Sample:
     """Start ``engine``'s server, warm it up, and measure one run of each workload."""
     pingpong = ["-m", "pingpong", "-c", str(w.connections), "-s", str(w.size)]
     stream = ["-m", "stream", "-c", str(w.stream_connections), "-k", str(w.chunk)]
-    with running_server(engine) as (pid, port):
+    with running_server(engine, None if CPU_PAIR is None else CPU_PAIR[0]) as (pid, port):
         run_client(client, pid, port, [*pingpong, "-n", str(w.messages // 10)], w.cap)
-        result, cpu, other = run_client(client, pid, port, [*pingpong, "-n", str(w.messages)],
-                                        w.cap)
+        result, cpu, other = run_client(
+            client, pid, port, [*pingpong, "-n", str(w.messages)], w.cap
+        )
         latency = result["latency_us"]
-        pp = PingPong(cpu, result["messages"], result["seconds"], latency["p50"],
-                      latency["p99"], result["client_cpu_seconds"], other)
+        pp = PingPong(
+            cpu,
+            result["messages"],
+            result["seconds"],
+            latency["p50"],
+            latency["p99"],
+            result["client_cpu_seconds"],
+            other,
+        )
         run_client(client, pid, port, [*stream, "-b", str(w.stream_bytes // 10)], w.cap)
-        result, cpu, other = run_client(client, pid, port, [*stream, "-b", str(w.stream_bytes)],
-                                        w.cap)
+        result, cpu, other = run_client(
+            client, pid, port, [*stream, "-b", str(w.stream_bytes)], w.cap
+        )
         st = Stream(cpu, result["bytes"], result["seconds"], result["client_cpu_seconds"], other)
     return pp, st
 
@@ -405,20 +350,30 @@ def selected_engines() -> list[str]:
     names = [name.strip() for name in chosen.split(",") if name.strip()]
     unknown = [name for name in names if name not in SERVER_ENGINES]
     if unknown:
-        raise Unavailable(f"{ENGINES_ENV} names unknown engines {', '.join(unknown)}; "
-                          f"known: {', '.join(SERVER_ENGINES)}")
+        raise Unavailable(
+            f"{ENGINES_ENV} names unknown engines {', '.join(unknown)}; "
+            f"known: {', '.join(SERVER_ENGINES)}"
+        )
     return list(dict.fromkeys(names))
 
 
-def _ratios(samples: dict[str, dict[int, Sample]], engine: str, reference: str,
-            metric: Callable[[Sample], float]) -> list[float]:
+def _ratios(
+    samples: dict[str, dict[int, Sample]],
+    engine: str,
+    reference: str,
+    metric: Callable[[Sample], float],
+) -> list[float]:
     """Per-repetition ratios of ``metric``, over the repetitions both engines ran."""
     mine, theirs = samples.get(engine, {}), samples.get(reference, {})
     return [metric(mine[rep]) / metric(theirs[rep]) for rep in sorted(mine) if rep in theirs]
 
 
-def paired_ratio(samples: dict[str, dict[int, Sample]], engine: str, reference: str,
-                 metric: Callable[[Sample], float]) -> float | None:
+def paired_ratio(
+    samples: dict[str, dict[int, Sample]],
+    engine: str,
+    reference: str,
+    metric: Callable[[Sample], float],
+) -> float | None:
     """Median of the paired per-repetition ratios, or None when one engine is missing."""
     ratios = _ratios(samples, engine, reference, metric)
     return statistics.median(ratios) if ratios else None
@@ -463,8 +418,9 @@ def _x(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio:.2f}x"
 
 
-def _summaries(samples: dict[str, dict[int, Sample]], engines: Sequence[str],
-               refs: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+def _summaries(
+    samples: dict[str, dict[int, Sample]], engines: Sequence[str], refs: Sequence[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
     """JSON-ready medians, spreads and paired ratios per workload and engine."""
     out: dict[str, dict[str, dict[str, Any]]] = {"ping-pong": {}, "stream": {}}
     for engine in engines:
@@ -481,6 +437,7 @@ def _summaries(samples: dict[str, dict[int, Sample]], engines: Sequence[str],
             "client_busy": _median([p.client_cpu / p.seconds for p in pps]),
             "other_busy": max(p.other_cpu / p.seconds for p in pps),
             "spread": _spread(cpu),
+            "issue_us_per_msg": ISSUE_FIGURES.get(engine),
             "paired": {r: paired_ratio(samples, engine, r, _pp_cpu) for r in refs},
         }
         cpu = [s.cpu_ms_per_mb for s in sts]
@@ -497,29 +454,35 @@ def _summaries(samples: dict[str, dict[int, Sample]], engines: Sequence[str],
     return out
 
 
-def _pingpong_table(summary: dict[str, dict[str, Any]], refs: Sequence[str]) -> str:
-    rows = [["engine", "CPU µs/msg", *(f"vs {r}" for r in refs), "msgs/s", "p50 µs",
-             "p99 µs", "server busy", "client busy", "other max", "spread", "issue µs/msg"]]
-    for engine, s in summary.items():
-        issue = ISSUE_FIGURES.get(engine)
-        rows.append([
-            engine, f"{s['cpu_us_per_msg']:.2f}", *(_x(s["paired"][r]) for r in refs),
-            f"{s['msgs_per_sec']:,.0f}", f"{s['p50_us']:,.0f}", f"{s['p99_us']:,.0f}",
-            f"{s['server_busy']:.0%}", f"{s['client_busy']:.0%}", f"{s['other_busy']:.0%}",
-            f"{s['spread']:.1%}", "-" if issue is None else f"{issue:.1f}",
-        ])
-    return _table(rows)
+#: A table column: header, key in an engine's summary, format of the value.
+Column = tuple[str, str, str]
+PINGPONG_COLUMNS: tuple[Column, ...] = (
+    ("msgs/s", "msgs_per_sec", "{:,.0f}"),
+    ("p50 µs", "p50_us", "{:,.0f}"),
+    ("p99 µs", "p99_us", "{:,.0f}"),
+    ("server busy", "server_busy", "{:.0%}"),
+    ("client busy", "client_busy", "{:.0%}"),
+    ("other max", "other_busy", "{:.0%}"),
+    ("spread", "spread", "{:.1%}"),
+    ("issue µs/msg", "issue_us_per_msg", "{:.1f}"),
+)
+STREAM_COLUMNS: tuple[Column, ...] = (("MB/s", "mb_per_sec", "{:,.0f}"), *PINGPONG_COLUMNS[3:7])
+PP_PRIMARY: Column = ("CPU µs/msg", "cpu_us_per_msg", "{:.2f}")
+STREAM_PRIMARY: Column = ("CPU ms/MB", "cpu_ms_per_mb", "{:.3f}")
 
 
-def _stream_table(summary: dict[str, dict[str, Any]], refs: Sequence[str]) -> str:
-    rows = [["engine", "CPU ms/MB", *(f"vs {r}" for r in refs), "MB/s", "server busy",
-             "client busy", "other max", "spread"]]
+def _render(
+    summary: dict[str, dict[str, Any]],
+    refs: Sequence[str],
+    primary: Column,
+    columns: Sequence[Column],
+) -> str:
+    """``engine | primary | vs <ref>... | columns...``, one row per engine."""
+    rows = [["engine", primary[0], *(f"vs {r}" for r in refs), *(c[0] for c in columns)]]
     for engine, s in summary.items():
-        rows.append([
-            engine, f"{s['cpu_ms_per_mb']:.3f}", *(_x(s["paired"][r]) for r in refs),
-            f"{s['mb_per_sec']:,.0f}", f"{s['server_busy']:.0%}", f"{s['client_busy']:.0%}",
-            f"{s['other_busy']:.0%}", f"{s['spread']:.1%}",
-        ])
+        cells = [engine, primary[2].format(s[primary[1]]), *(_x(s["paired"][r]) for r in refs)]
+        cells += ["-" if s[key] is None else fmt.format(s[key]) for _, key, fmt in columns]
+        rows.append(cells)
     return _table(rows)
 
 
@@ -528,8 +491,9 @@ def check_targets(samples: dict[str, dict[int, Sample]]) -> list[dict[str, Any]]
     verdicts = []
     for t in TARGETS:
         ratio = paired_ratio(samples, t.engine, t.reference, METRICS[t.workload])
-        verdicts.append({**asdict(t), "ratio": ratio,
-                         "met": None if ratio is None else ratio <= t.limit})
+        verdicts.append(
+            {**asdict(t), "ratio": ratio, "met": None if ratio is None else ratio <= t.limit}
+        )
     return verdicts
 
 
@@ -560,12 +524,16 @@ def _context_lines(samples: dict[str, dict[int, Sample]]) -> list[str]:
     lines = []
     ratio = paired_ratio(samples, "asyncio", "twisted-epoll", _pp_cpu)
     if ratio is not None:
-        lines.append(f"context: ping-pong asyncio / twisted-epoll {ratio:.2f}x "
-                     "(issue's machine: 0.44x; the issue assumes at most 0.5x)")
+        lines.append(
+            f"context: ping-pong asyncio / twisted-epoll {ratio:.2f}x "
+            "(issue's machine: 0.44x; the issue assumes at most 0.5x)"
+        )
     ratio = paired_ratio(samples, "asyncio-64k", "asyncio", _pp_cpu)
     if ratio is not None:
-        lines.append(f"context: ping-pong asyncio-64k / asyncio {ratio:.2f}x: what 64 KiB "
-                     "reads instead of asyncio's 256 KiB change")
+        lines.append(
+            f"context: ping-pong asyncio-64k / asyncio {ratio:.2f}x: what 64 KiB "
+            "reads instead of asyncio's 256 KiB change"
+        )
     ratio = paired_ratio(samples, "torsion-select", "asyncio-64k", _pp_cpu)
     if ratio is not None:
         lines.append(f"context: ping-pong torsion-select / asyncio-64k {ratio:.2f}x")
@@ -602,17 +570,24 @@ def run(options: Options) -> dict[str, Any]:
         return {"engines": {}, "cases": [], "skipped": "not Linux"}
     client = build_client()
     if client is None:
-        print("echo: skipped: gcc not found, so the C load client cannot be built "
-              "(apt-get install gcc)")
+        print(
+            "echo: skipped: gcc not found, so the C load client cannot be built "
+            "(apt-get install gcc)"
+        )
         return {"engines": {}, "cases": [], "skipped": "gcc not found"}
     if options.torsion_module:
         print("echo: note: --torsion-module applies to the deferred suite only")
     engines = selected_engines()
     w = workload_for(options)
-    usable = len(os.sched_getaffinity(0))
-    if usable < 2:
-        print(f"echo: note: {usable} usable CPU: client and server share it, so msgs/s "
-              "halves; CPU per message is still the server's own")
+    global CPU_PAIR
+    CPU_PAIR = cpu_pair()
+    if CPU_PAIR is None:
+        print(
+            "echo: note: 1 usable CPU: client and server share it, so msgs/s "
+            "halves; CPU per message is still the server's own"
+        )
+    else:
+        print(f"echo: server pinned to CPU {CPU_PAIR[0]}, load client to CPU {CPU_PAIR[1]}")
 
     samples: dict[str, dict[int, Sample]] = {e: {} for e in engines}
     skipped: dict[str, str] = {}
@@ -634,9 +609,11 @@ def run(options: Options) -> dict[str, Any]:
                 _progress(f"{tag}: FAILED: {exc}")
                 continue
             samples[engine][rep] = (pp, st)
-            _progress(f"{tag}: ping-pong {pp.cpu_us_per_msg:.2f} µs/msg "
-                      f"{pp.msgs_per_sec:,.0f} msgs/s; stream {st.cpu_ms_per_mb:.3f} ms/MB "
-                      f"{st.mb_per_sec:,.0f} MB/s")
+            _progress(
+                f"{tag}: ping-pong {pp.cpu_us_per_msg:.2f} µs/msg "
+                f"{pp.msgs_per_sec:,.0f} msgs/s; stream {st.cpu_ms_per_mb:.3f} ms/MB "
+                f"{st.mb_per_sec:,.0f} MB/s"
+            )
 
     # An engine that failed in any repetition shows its error, not a partial median.
     ran = [e for e in engines if samples[e] and e not in errors]
@@ -647,29 +624,39 @@ def run(options: Options) -> dict[str, Any]:
     summary = _summaries(samples, ran, refs)
     verdicts = check_targets(samples)
 
-    print(f"\necho ping-pong: {w.size}-byte messages, {w.connections} connections, "
-          f"{w.messages:,} messages per run; medians of {w.reps} runs, engines interleaved")
-    print("  CPU = server user+sys per message; vs X = median of paired per-run ratios "
-          "(lower is better);\n  busy = CPU/wall of the process; other max = the most CPU "
-          "anything else on the machine used in one run (noise);\n  "
-          "spread = (max-min)/median of CPU per message\n")
+    print(
+        f"\necho ping-pong: {w.size}-byte messages, {w.connections} connections, "
+        f"{w.messages:,} messages per run; medians of {w.reps} runs, engines interleaved"
+    )
+    print(
+        "  CPU = server user+sys per message; vs X = median of paired per-run ratios "
+        "(lower is better);\n  busy = CPU/wall of the process; other max = the most CPU "
+        "anything else on the machine used in one run (noise);\n  "
+        "spread = (max-min)/median of CPU per message\n"
+    )
     if ran:
-        print(_pingpong_table(summary["ping-pong"], refs))
-        print(f"\necho stream: {w.chunk // 1024} KiB chunks, {w.stream_connections} "
-              f"connections, {w.stream_bytes // MIB:,} MiB echoed per run (MB = 10^6 bytes)\n")
-        print(_stream_table(summary["stream"], refs))
+        print(_render(summary["ping-pong"], refs, PP_PRIMARY, PINGPONG_COLUMNS))
+        print(
+            f"\necho stream: {w.chunk // 1024} KiB chunks, {w.stream_connections} "
+            f"connections, {w.stream_bytes // MIB:,} MiB echoed per run (MB = 10^6 bytes)\n"
+        )
+        print(_render(summary["stream"], refs, STREAM_PRIMARY, STREAM_COLUMNS))
     for engine, why in skipped.items():
         print(f"skipped {engine}: {why}")
     for engine, why in errors.items():
         print(f"error {engine}: {why}")
     busy = [e for e in ran if summary["ping-pong"][e]["client_busy"] > 0.9]
     if busy:
-        print(f"note: the load client was over 90% busy against {', '.join(busy)}: "
-              "msgs/s there measures the client; CPU per message is still valid")
+        print(
+            f"note: the load client was over 90% busy against {', '.join(busy)}: "
+            "msgs/s there measures the client; CPU per message is still valid"
+        )
     noisy = max((summary[kind][e]["other_busy"] for kind in summary for e in ran), default=0.0)
     if noisy > 0.25:
-        print(f"note: other processes used up to {noisy:.0%} of a core during a run: the "
-              "machine was shared, so every figure is noisier (and msgs/s lower) than idle")
+        print(
+            f"note: other processes used up to {noisy:.0%} of a core during a run: the "
+            "machine was shared, so every figure is noisier (and msgs/s lower) than idle"
+        )
     print()
     for line in [*_context_lines(samples), *_target_lines(verdicts)]:
         print(line)
@@ -679,15 +666,22 @@ def run(options: Options) -> dict[str, Any]:
         "workload": asdict(w),
         "skipped": skipped,
         "errors": errors,
-        "cases": [_case("pingpong", summary["ping-pong"], samples, _pp_cpu, errors, w),
-                  _case("stream", summary["stream"], samples, _st_cpu, errors, w)],
+        "cases": [
+            _case("pingpong", summary["ping-pong"], samples, _pp_cpu, errors, w),
+            _case("stream", summary["stream"], samples, _st_cpu, errors, w),
+        ],
         "targets": verdicts,
     }
 
 
-def _case(name: str, summary: dict[str, Any], samples: dict[str, dict[int, Sample]],
-          metric: Callable[[Sample], float], errors: dict[str, str],
-          w: Workload) -> dict[str, Any]:
+def _case(
+    name: str,
+    summary: dict[str, Any],
+    samples: dict[str, dict[int, Sample]],
+    metric: Callable[[Sample], float],
+    errors: dict[str, str],
+    w: Workload,
+) -> dict[str, Any]:
     """One workload as a harness case record.
 
     ``ratio`` follows the harness's "torsion over twisted, higher is better" convention
@@ -696,11 +690,15 @@ def _case(name: str, summary: dict[str, Any], samples: dict[str, dict[int, Sampl
     per server CPU second.
     """
     if name == "pingpong":
-        description = (f"{w.size}-byte ping-pong over {w.connections} connections; "
-                       "unit: server CPU µs per message")
+        description = (
+            f"{w.size}-byte ping-pong over {w.connections} connections; "
+            "unit: server CPU µs per message"
+        )
     else:
-        description = (f"{w.chunk // 1024} KiB chunks streamed over {w.stream_connections} "
-                       "connections; unit: server CPU ms per MB")
+        description = (
+            f"{w.chunk // 1024} KiB chunks streamed over {w.stream_connections} "
+            "connections; unit: server CPU ms per MB"
+        )
     engines: dict[str, Any] = dict(summary)
     engines.update({engine: {"error": why} for engine, why in errors.items()})
     return {

@@ -48,7 +48,7 @@ _lock = threading.Lock()
 # ``reactor.callLater`` costs a dict hit); ``running`` is read afresh each time.
 _METHODS = (
     "addSystemEventTrigger", "callFromThread", "callInThread", "callLater",
-    "callWhenRunning", "connectSSL", "connectTCP", "connectUNIX", "crash",
+    "callWhenRunning", "connectSSL", "connectTCP", "connectUNIX", "crash", "listenMulticast",
     "deferToThread", "fireSystemEvent", "getDelayedCalls", "getThreadPool",
     "listenSSL", "listenTCP", "listenUDP", "listenUNIX", "removeSystemEventTrigger",
     "run", "seconds", "spawnProcess", "startRunning", "stop", "suggestThreadPoolSize",

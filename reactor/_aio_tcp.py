@@ -140,6 +140,20 @@ class Connection(asyncio.Protocol):
         # method itself (see the module docstring).
         self.data_received = protocol.dataReceived  # type: ignore[method-assign]
 
+    def _swap_protocol(self, protocol: Any) -> None:
+        """Deliver what is read to ``protocol`` from now on (e.g. a TLS layer)."""
+        self._set_user_protocol(protocol)
+        if self._transport is not None:
+            self._transport.set_protocol(self)  # uvloop re-reads data_received here
+
+    def startTLS(self, contextFactory: Any, server_side: bool | None = None,
+                 server_hostname: str | None = None) -> Any:
+        """Switch this connection to TLS from here on (STARTTLS); see ``reactor.tls.start_tls``."""
+        from reactor.tls import start_tls
+
+        return start_tls(self, contextFactory,
+                         self.server if server_side is None else server_side, server_hostname)
+
     # -- the asyncio protocol side ---------------------------------------------
 
     def connection_made(self, transport: Any) -> None:

@@ -258,7 +258,10 @@ class Connector:
             return
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.state = "connected"
-        self.transport = self.reactor._adopt_socket(sock, protocol, self._lost)
+        self.reactor._adopt_socket(sock, protocol, self._lost, self._set_transport)
+
+    def _set_transport(self, transport: Any) -> None:
+        self.transport = transport
 
     def _failed(self, failure: Failure) -> None:
         self._cancel_timeout()

@@ -48,6 +48,7 @@ from typing import Any
 
 from deferred import CancelledError, Deferred, Failure
 from reactor._aio_tcp import Connection, Port
+from reactor._malloc import raise_mmap_threshold
 from reactor.base import ReactorBase
 from reactor.tcp import connect_error
 from reactor.timers import DelayedCall
@@ -59,28 +60,6 @@ log = logging.getLogger("reactor")
 
 def _noop() -> None:
     pass
-
-
-_mmap_threshold_raised = False
-
-
-def _raise_mmap_threshold() -> None:
-    """Make glibc serve asyncio's 256 KiB read buffers from the heap, not mmap.
-
-    asyncio's selector transports ``recv(256 KiB)`` into a fresh bytes object
-    per read. That is above glibc's initial mmap threshold (128 KiB), so a
-    fresh process pays mmap + munmap for every read (measured: 3x the CPU of
-    a 64-byte echo) until some connection closes: freeing a mmapped block
-    raises glibc's threshold to that block's size, for the whole process.
-    Freeing one such block up front does the same at once. (Reading 64 KiB
-    instead avoids mmap as well, but costs 1.65x the CPU per MB streamed.)
-    Elsewhere than glibc this is one harmless allocation.
-    """
-    global _mmap_threshold_raised
-    if not _mmap_threshold_raised:
-        _mmap_threshold_raised = True
-        transport_class = getattr(asyncio.selector_events, "_SelectorTransport", None)
-        bytes(getattr(transport_class, "max_size", 256 * 1024) + 4096)
 
 
 def _run_thread_call(f: Callable[..., Any], args: tuple[Any, ...],
@@ -113,7 +92,8 @@ class AsyncioReactor(ReactorBase):
         self._owns_loop = owns_loop
         self.name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
         if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
-            _raise_mmap_threshold()
+            transport_class = getattr(asyncio.selector_events, "_SelectorTransport", None)
+            raise_mmap_threshold(getattr(transport_class, "max_size", 256 * 1024))
         # Connections and ports (closed at shutdown), and connects in flight
         # (cancelled then).
         self._live: set[Connection | Port] = set()
@@ -223,6 +203,9 @@ class AsyncioReactor(ReactorBase):
 
     def _wake(self) -> None:
         self._loop.call_soon_threadsafe(_noop)
+
+    def _tracked(self) -> Any:
+        return self._live
 
     def _close_all_connections(self) -> None:
         for live in list(self._live):
@@ -380,9 +363,15 @@ class AsyncioReactor(ReactorBase):
         return Deferred.fromFuture(future).addCallbacks(connected, failed)
 
     def _adopt_socket(self, sock: socket.socket, protocol: Any,
-                      on_lost: Callable[..., Any] | None = None) -> Connection:
-        """Hand a connected socket to the loop; the protocol starts on a later turn."""
+                      on_lost: Callable[..., Any] | None = None,
+                      on_transport: Callable[[Any], None] | None = None) -> Connection:
+        """Hand a connected socket to the loop; the protocol starts on a later turn.
+
+        ``on_transport`` receives the transport before the protocol starts.
+        """
         connection = Connection(self, protocol, on_lost)
+        if on_transport is not None:
+            on_transport(connection)
         connection._open(sock)
         return connection
 

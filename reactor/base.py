@@ -31,7 +31,8 @@ import contextvars
 import logging
 import signal
 import threading
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from deferred import Deferred, DeferredList, Failure, maybeDeferred
@@ -44,6 +45,8 @@ __all__ = ["ReactorBase"]
 log = logging.getLogger("reactor")
 
 _PHASES = ("before", "during", "after")
+#: spawnProcess's default environment: empty, as in Twisted.
+_EMPTY_ENV: Mapping[str, str] = types.MappingProxyType({})
 
 
 class _SystemEvent:
@@ -118,8 +121,9 @@ class ReactorBase:
         running: True between the start of ``run()`` and the end of shutdown.
     """
 
-    #: Seconds a graceful stop waits for a "before shutdown" trigger; used by
-    #: the signal handlers of a later layer.
+    #: How long a graceful stop (SIGINT/SIGTERM, ``stopGracefully``) lets open
+    #: connections finish on their own before closing them.
+    gracePeriod = 5.0
     _thread_pool_size = 10
 
     def __init__(self) -> None:
@@ -210,6 +214,54 @@ class ReactorBase:
         shutdown = self._events["shutdown"]
         shutdown.add("during", self._shutdown_during, (), {})
         self.callLater(0, shutdown.fire, self._exit_loop)
+
+    def stopGracefully(self, gracePeriod: float | None = None) -> None:
+        """Stop as a server should: stop listening, let connections finish, then stop.
+
+        Listening ports close at once; open connections get ``gracePeriod``
+        seconds (default: the ``gracePeriod`` attribute) to close on their
+        own, and then the usual ``stop()`` closes whatever is left. SIGINT and
+        SIGTERM call this; a second signal stops at once.
+        """
+        if not self.running or self._stopping:
+            raise ReactorNotRunning("Can't stop reactor that isn't running.")
+        grace = self.gracePeriod if gracePeriod is None else gracePeriod
+        # First in the "before" phase: nothing new is accepted while the other
+        # shutdown triggers run.
+        self._events["shutdown"].triggers["before"].insert(0, (self._drain, (grace,), {}))
+        self.stop()
+
+    def _tracked(self) -> Any:
+        """Every port and connection the backend knows of (for shutdown)."""
+        return ()
+
+    def _open_connections(self) -> list[Any]:
+        return [t for t in list(self._tracked())
+                if hasattr(t, "loseConnection") and not hasattr(t, "stopListening")
+                and not getattr(t, "disconnected", False)]
+
+    def _drain(self, grace: float) -> Deferred[None]:
+        """Stop listening; fire once the connections are gone or ``grace`` has passed."""
+        for tracked in list(self._tracked()):
+            if hasattr(tracked, "stopListening"):
+                try:
+                    tracked.stopListening()
+                except Exception:
+                    log.exception("stopListening of %r failed during shutdown", tracked)
+        drained: Deferred[None] = Deferred()
+        deadline = self.seconds() + grace
+
+        def check() -> None:
+            remaining = deadline - self.seconds()
+            if not self._open_connections() or remaining <= 0:
+                drained.callback(None)
+            else:
+                # Polling a set's size a few times a second costs nothing and
+                # needs no cooperation from every transport type.
+                self.callLater(min(0.05, remaining), check)
+
+        check()
+        return drained
 
     def crash(self) -> None:
         """Stop the loop at once, without the shutdown triggers (for tests)."""
@@ -317,6 +369,66 @@ class ReactorBase:
         self.getThreadPool().callInThreadWithCallback(done, callable, *args, **kw)
         return d
 
+    # -- the rest of the reactor API: each lives in its own module, which
+    # -- knows how to do it on every backend ------------------------------------
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "",
+                  maxPacketSize: int = 8192) -> Any:
+        """Bind a UDP port for a ``DatagramProtocol``; see ``reactor.udp``."""
+        from reactor.udp import listen_udp
+
+        return listen_udp(self, port, protocol, interface, maxPacketSize)
+
+    def listenMulticast(self, port: int, protocol: Any, interface: str = "",
+                        maxPacketSize: int = 8192, listenMultiple: bool = False) -> Any:
+        """Bind a UDP port that can join multicast groups; see ``reactor.udp``."""
+        from reactor.udp import listen_multicast
+
+        return listen_multicast(self, port, protocol, interface, maxPacketSize,
+                                listenMultiple)
+
+    def listenUNIX(self, address: str, factory: Any, backlog: int = 50,
+                   mode: int = 0o666, wantPID: bool = False) -> Any:
+        """Listen on a Unix stream socket; see ``reactor.unix``."""
+        from reactor.unix import listen_unix
+
+        return listen_unix(self, address, factory, backlog, mode, wantPID)
+
+    def connectUNIX(self, address: str, factory: Any, timeout: float = 30,
+                    checkPID: bool = False) -> Any:
+        """Connect to a Unix stream socket; see ``reactor.unix``."""
+        from reactor.unix import connect_unix
+
+        return connect_unix(self, address, factory, timeout, checkPID)
+
+    def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50,
+                  interface: str = "") -> Any:
+        """Listen for TLS connections (an ``ssl.SSLContext``); see ``reactor.tls``."""
+        from reactor.tls import listen_ssl
+
+        return listen_ssl(self, port, factory, contextFactory, backlog, interface)
+
+    def connectSSL(self, host: str, port: int, factory: Any, contextFactory: Any,
+                   timeout: float = 30, bindAddress: tuple[str, int] | None = None) -> Any:
+        """Connect with TLS (an ``ssl.SSLContext``); see ``reactor.tls``."""
+        from reactor.tls import connect_ssl
+
+        return connect_ssl(self, host, port, factory, contextFactory, timeout, bindAddress)
+
+    def spawnProcess(self, processProtocol: Any, executable: str | bytes,
+                     args: Any = (), env: Any = _EMPTY_ENV, path: str | None = None,
+                     uid: int | None = None, gid: int | None = None, usePTY: bool = False,
+                     childFDs: dict[int, Any] | None = None) -> Any:
+        """Start a child process talking to ``processProtocol``; see ``reactor.process``.
+
+        As in Twisted, ``env`` defaults to an empty environment; pass None to
+        give the child this process's ``os.environ``.
+        """
+        from reactor.process import spawn_process
+
+        return spawn_process(self, processProtocol, executable, args, env, path, uid, gid,
+                             usePTY, childFDs)
+
     # -- signals ------------------------------------------------------------
 
     def _install_signal_handlers(self) -> None:
@@ -334,14 +446,23 @@ class ReactorBase:
         if self._stopping:
             # A second signal: stop now, without waiting for shutdown triggers.
             log.warning("Received signal %d again, stopping at once", signum)
-            self.callFromThread(self.crash)
+            self.callFromThread(self._force_stop)
             return
-        log.info("Received signal %d, shutting down", signum)
+        log.info("Received signal %d, shutting down (grace period %.1fs)", signum,
+                 self.gracePeriod)
         self.callFromThread(self._stop_if_running)
+
+    def _force_stop(self) -> None:
+        """Close every connection now and leave the loop; workers are not waited for."""
+        self._close_all_connections()
+        pool, self._thread_pool = self._thread_pool, None
+        if pool is not None:
+            pool.stop(wait=False)
+        self.crash()
 
     def _stop_if_running(self) -> None:
         if self.running and not self._stopping:
-            self.stop()
+            self.stopGracefully()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

@@ -8,9 +8,9 @@ sleep (the next timer, or not at all when thread calls wait), sleep in
 Two facts shape the transports (``reactor/tcp.py``), measured against
 Twisted and asyncio: a write is sent at once inside ``write()`` and the file
 is registered for writability only when the kernel buffer is full (Twisted
-registers and unregisters on every message: two ``epoll_ctl`` calls), and a
-read asks for at most 64 KiB (a larger buffer costs an mmap/munmap pair per
-read in the allocator).
+registers and unregisters on every message: two ``epoll_ctl`` calls), and
+reads of 256 KiB are cheap only once the allocator serves them from the heap
+(``reactor._malloc``; before that, every read costs an mmap/munmap pair).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from reactor._malloc import raise_mmap_threshold
 from reactor._waker import Waker
 from reactor.base import ReactorBase
 from reactor.timers import DelayedCall, TimerHeap
@@ -79,6 +80,9 @@ class SelectorReactor(ReactorBase):
         # Everything that must be closed when the reactor shuts down.
         self._selectables: set[Any] = set()
         self._exiting = False
+        from reactor.tcp import READ_SIZE
+
+        raise_mmap_threshold(READ_SIZE)
 
     # -- time ------------------------------------------------------------------
 
@@ -157,6 +161,9 @@ class SelectorReactor(ReactorBase):
     def _wake(self) -> None:
         self._waker.wake()
 
+    def _tracked(self) -> Any:
+        return self._selectables
+
     def _close_all_connections(self) -> None:
         for selectable in list(self._selectables):
             selectable._reactor_shutdown()
@@ -193,10 +200,16 @@ class SelectorReactor(ReactorBase):
         return connect_socket(self, sock, address)
 
     def _adopt_socket(self, sock: Any, protocol: Any, on_lost: Any = None,
-                      server: bool = False) -> Any:
-        """Wrap a connected socket in a transport and start the protocol on it."""
+                      on_transport: Any = None) -> Any:
+        """Wrap a connected socket in a transport and start the protocol on it.
+
+        ``on_transport`` receives the transport before the protocol starts (a
+        Connector must know its transport inside ``connectionMade``).
+        """
         from reactor.tcp import Connection
 
-        transport = Connection(self, sock, protocol, on_lost, server)
+        transport = Connection(self, sock, protocol, on_lost)
+        if on_transport is not None:
+            on_transport(transport)
         transport._start()
         return transport

@@ -112,16 +112,17 @@ class ThreadPool:
         """How many worker threads exist now."""
         return len(self._threads)
 
-    def stop(self) -> None:
-        """Let queued jobs finish, then end every worker and wait for them."""
+    def stop(self, wait: bool = True) -> None:
+        """Let queued jobs finish, then end every worker; ``wait`` for them to end."""
         self._stopped = True
         with self._lock:
             threads = list(self._threads)
             self._threads.clear()
         for _ in threads:
             self._jobs.put(_STOP)
-        for thread in threads:
-            thread.join()
+        if wait:
+            for thread in threads:
+                thread.join()
 
 
 def deferToThread(f: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Deferred[Any]:

@@ -316,12 +316,12 @@ def _glibc_with_mallinfo2() -> bool:
 
 
 @pytest.mark.skipif(not _glibc_with_mallinfo2(), reason="needs glibc >= 2.33")
-def test_a_stdlib_loop_reactor_makes_256k_reads_come_from_the_heap() -> None:
-    # A fresh process: nothing has freed a large block yet.
+def test_raise_mmap_threshold_makes_256k_reads_come_from_the_heap() -> None:
+    # Each measurement runs in a fresh, isolated interpreter that imports
+    # only ctypes and the helper: anything bigger (compiling large modules)
+    # may itself free a large block and raise the threshold, hiding the effect.
     code = textwrap.dedent("""
-        import asyncio, ctypes, sys
-        sys.path.insert(0, {root!r})
-        from reactor.aio import AsyncioReactor
+        import ctypes, importlib.util, sys
 
         class Mallinfo2(ctypes.Structure):
             _fields_ = [(n, ctypes.c_size_t) for n in (
@@ -330,17 +330,39 @@ def test_a_stdlib_loop_reactor_makes_256k_reads_come_from_the_heap() -> None:
 
         mallinfo2 = ctypes.CDLL(None).mallinfo2
         mallinfo2.restype = Mallinfo2
-        if sys.argv[1] == "reactor":
-            AsyncioReactor().close()
+        if sys.argv[1] == "raised":
+            spec = importlib.util.spec_from_file_location("m", sys.argv[2])
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            module.raise_mmap_threshold(256 * 1024)
         before = mallinfo2().hblkhd
-        buf = bytes(256 * 1024 + 64)  # what asyncio's recv(256 KiB) allocates
+        buf = bytes(256 * 1024 + 64)  # what recv(256 KiB) allocates
         print(mallinfo2().hblkhd - before)
-    """).format(root=str(Path(__file__).resolve().parents[2]))
+    """)
+    helper = str(Path(__file__).resolve().parents[2] / "reactor" / "_malloc.py")
 
     def mmapped(arg: str) -> int:
-        out = subprocess.run([sys.executable, "-c", code, arg], capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run([sys.executable, "-I", "-S", "-c", code, arg, helper],
+                             capture_output=True, text=True, check=True)
         return int(out.stdout)
 
     assert mmapped("control") > 0  # glibc's initial threshold is 128 KiB: mmap
-    assert mmapped("reactor") == 0  # after the reactor: from the heap
+    assert mmapped("raised") == 0  # after the helper: from the heap
+
+
+def test_both_backends_raise_the_threshold_for_their_read_size(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import reactor.aio
+    import reactor.selector
+
+    calls: list[int] = []
+    monkeypatch.setattr(reactor.aio, "raise_mmap_threshold", calls.append)
+    monkeypatch.setattr(reactor.selector, "raise_mmap_threshold", calls.append)
+    r = reactor.selector.SelectorReactor()
+    r.close()
+    loop = asyncio.new_event_loop()
+    a = reactor.aio.AsyncioReactor(loop, owns_loop=True)
+    a.close()
+    assert calls == [256 * 1024, 256 * 1024]

@@ -522,3 +522,22 @@ def _next_turn(reactor: Any) -> Deferred[None]:
     d: Deferred[None] = Deferred()
     reactor.callLater(0.01, d.callback, None)
     return d
+
+
+async def test_connector_knows_its_transport_inside_connectionMade(reactor: Any) -> None:
+    port = reactor.listenTCP(0, Factory.forProtocol(Echo), interface="127.0.0.1")
+    seen: list[Any] = []
+
+    class Client(Recorder):
+        def connectionMade(self) -> None:
+            seen.append(connector.transport is self.transport)
+            super().connectionMade()
+
+    client = Client()
+    connector = reactor.connectTCP("127.0.0.1", port.getHost().port,
+                                   RecordingClientFactory(lambda: client))
+    await client.made
+    assert seen == [True]
+    connector.disconnect()
+    await client.lost
+    await port.stopListening()
