@@ -20,14 +20,10 @@ from deferred._core import (
     Deferred,
     NotACoroutineError,
     TimeoutError,
-    fail,
-    getDebugging,
-    logError,
-    maybeDeferred,
     passthru,
-    setDebugging,
     succeed,
 )
+from deferred._helpers import fail, getDebugging, logError, maybeDeferred, setDebugging
 from deferred._inline import ensureDeferred, inlineCallbacks, returnValue
 from deferred.combinators import (
     FAILURE,

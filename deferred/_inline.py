@@ -45,7 +45,8 @@ from collections.abc import Callable, Coroutine, Generator
 from types import CoroutineType, GeneratorType
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
-from deferred._core import CancelledError, Deferred, NotACoroutineError, fail, succeed
+from deferred._core import CancelledError, Deferred, NotACoroutineError, succeed
+from deferred._helpers import fail
 from deferred.aio import _AwaitBridge
 from deferred.failure import Failure
 

@@ -57,7 +57,8 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
-from deferred._core import CancelledError, Deferred, fail, maybeDeferred, succeed
+from deferred._core import CancelledError, Deferred, succeed
+from deferred._helpers import fail, maybeDeferred
 from deferred.failure import Failure
 
 __all__ = ["DeferredGroup", "GroupFinishedError"]

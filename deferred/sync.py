@@ -26,7 +26,8 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
-from deferred._core import Deferred, maybeDeferred, succeed
+from deferred._core import Deferred, succeed
+from deferred._helpers import maybeDeferred
 
 __all__ = [
     "DeferredLock",

@@ -22,7 +22,8 @@ accepted wherever a clock or reactor is taken (``d.addTimeout(5, reactor)``).
 
 Submodules that import without choosing a backend: ``reactor.error``,
 ``reactor.address``, ``reactor.task``, ``reactor.threads``,
-``reactor.testing``, ``reactor.interfaces``, ``reactor.timers``.
+``reactor.testing``, ``reactor.interfaces``, ``reactor.timers``,
+``reactor.endpoints``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deferred._core import CancelledError, Deferred, fail, succeed
+from deferred import CancelledError, Deferred, fail, succeed
 from deferred.combinators import (
     FAILURE,
     SUCCESS,

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from deferred import ensureDeferred
-from deferred._core import CancelledError, Deferred, fail, succeed
+from deferred import CancelledError, Deferred, ensureDeferred, fail, succeed
 from deferred.failure import Failure
 from deferred.group import DeferredGroup, GroupFinishedError
 
