@@ -4,7 +4,7 @@ The loop's own ``subprocess_exec`` starts the child and tells us when it has
 exited: uvloop owns SIGCHLD (a handler of ours would never hear of the exit),
 and asyncio has its child watcher. ``_LoopChild`` is the
 ``asyncio.SubprocessProtocol`` it reports to. The pipes are not the loop's:
-they are ``reactor.process``'s own, handed to the loop as plain descriptors,
+they are ``reactor._process_io``'s own, handed to the loop as plain descriptors,
 and watched with ``add_reader``/``add_writer`` (``LoopPoller``), so reading,
 writing and flow control are the selector reactor's code, on every loop.
 
