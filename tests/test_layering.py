@@ -35,3 +35,12 @@ def test_packages_import_only_downwards(package: str) -> None:
         if (imports := imported_packages(path)) - ALLOWED[package] - {package}
     }
     assert wrong == {}
+
+
+# Parsers take bytes and give events: no I/O, so nothing of ours either.
+SANS_IO = ["protocols/http/parser.py", "protocols/_buffer.py"]
+
+
+@pytest.mark.parametrize("module", SANS_IO)
+def test_parsers_import_neither_reactor_nor_deferred(module: str) -> None:
+    assert imported_packages(ROOT / module) - {"protocols"} == set()
