@@ -42,8 +42,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from deferred import Deferred, Failure, succeed
+from reactor._sockets import TCPOptions, bind_tcp_listener
 from reactor.address import IPv4Address, IPv6Address
-from reactor.error import CannotListenError, ConnectionAborted, ConnectionDone, ConnectionLost
+from reactor.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from reactor.tcp import HIGH_WATER, LOW_WATER, address_of
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def _lost_reason(exc: OSError) -> ConnectionLost:
     return ConnectionLost(str(exc) or type(exc).__name__)
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.Protocol, TCPOptions):
     """A TCP connection: torsion's transport, and the asyncio protocol behind it.
 
     Created by the reactor for accepted connections (``factory`` given: the
@@ -590,22 +591,6 @@ class Connection(asyncio.Protocol):
         """The socket (the loop's socket-like wrapper of it)."""
         return None if self._transport is None else self._transport.get_extra_info("socket")
 
-    def setTcpNoDelay(self, enabled: bool) -> None:
-        """Turn Nagle's algorithm off (True) or on."""
-        self.getHandle().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(enabled))
-
-    def getTcpNoDelay(self) -> bool:
-        """Whether Nagle's algorithm is off."""
-        return bool(self.getHandle().getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-
-    def setTcpKeepAlive(self, enabled: bool) -> None:
-        """Turn TCP keep-alive probes on or off."""
-        self.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(enabled))
-
-    def getTcpKeepAlive(self) -> bool:
-        """Whether TCP keep-alive probes are on."""
-        return bool(self.getHandle().getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
-
     def logPrefix(self) -> str:
         """The protocol's class name, for log messages."""
         return type(self.protocol).__name__
@@ -641,17 +626,8 @@ class Port:
         """Bind and listen (raising CannotListenError here, synchronously), then serve."""
         # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets that say TCP,
         # and accepted sockets inherit this.
-        sock = socket.socket(self._family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self._family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((self.interface, self.port))
-            sock.listen(self.backlog)
-        except OSError as e:
-            sock.close()
-            raise CannotListenError(self.interface, self.port, e) from e
-        sock.setblocking(False)
+        sock = bind_tcp_listener(self._family, self.interface, self.port, self.backlog,
+                                 socket.IPPROTO_TCP)
         self.socket = sock
         self._fd = sock.fileno()
         self._host = address_of(sock.getsockname(), self._family)

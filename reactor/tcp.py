@@ -24,9 +24,9 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from deferred import Deferred, Failure, succeed
+from reactor._sockets import TCPOptions, bind_tcp_listener
 from reactor.address import IPv4Address, IPv6Address
 from reactor.error import (
-    CannotListenError,
     ConnectError,
     ConnectionAborted,
     ConnectionDone,
@@ -85,7 +85,7 @@ def connect_error(err: OSError) -> ConnectError:
     return ConnectError(f"{code}: {text}")
 
 
-class Connection:
+class Connection(TCPOptions):
     """A connected TCP socket as a transport (Twisted's ``ITCPTransport``).
 
     Created by the reactor for accepted and connected sockets; protocols see
@@ -420,20 +420,6 @@ class Connection:
         """The local address (still known after the connection closed)."""
         return self._host
 
-    def setTcpNoDelay(self, enabled: bool) -> None:
-        """Turn Nagle's algorithm off (True) or on."""
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(enabled))
-
-    def getTcpNoDelay(self) -> bool:
-        return bool(self.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-
-    def setTcpKeepAlive(self, enabled: bool) -> None:
-        """Turn TCP keep-alive probes on or off."""
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(enabled))
-
-    def getTcpKeepAlive(self) -> bool:
-        return bool(self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
-
     def getHandle(self) -> socket.socket:
         return self.socket
 
@@ -468,17 +454,7 @@ class Port:
 
     def startListening(self) -> None:
         """Bind and listen; raises CannotListenError naming the address and the error."""
-        sock = socket.socket(self._family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self._family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((self.interface, self.port))
-            sock.listen(self.backlog)
-        except OSError as e:
-            sock.close()
-            raise CannotListenError(self.interface, self.port, e) from e
-        sock.setblocking(False)
+        sock = bind_tcp_listener(self._family, self.interface, self.port, self.backlog)
         self.socket = sock
         self._fd = sock.fileno()
         self._bound_port = sock.getsockname()[1]
