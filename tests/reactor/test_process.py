@@ -257,8 +257,9 @@ class Pusher:
 
 async def test_a_streaming_producer_on_stdin_is_flow_controlled(reactor: Any) -> None:
     child = Child()
-    transport = python(reactor, child, "import sys, time; time.sleep(0.05); "
-                                       "print(len(sys.stdin.buffer.read()))")
+    # produce() writes until paused: 2 MiB outruns the 64 KiB pipe at once,
+    # so the pause happens whether or not the child has started reading.
+    transport = python(reactor, child, "import sys; print(len(sys.stdin.buffer.read()))")
     await child.made
     pusher = Pusher(transport, 2 * 1024 * 1024)
     transport.registerProducer(pusher, True)
@@ -550,8 +551,10 @@ async def test_reactor_shutdown_closes_the_pipes_and_still_reports_the_exit(
 
 async def test_a_graceful_stop_waits_for_running_children(reactor: Any) -> None:
     child = Child()
-    python(reactor, child, "import time; time.sleep(0.3); print('finished')")
+    # The child runs until we close its stdin, after the stop has begun.
+    transport = python(reactor, child, "import sys; sys.stdin.read(); print('finished')")
     await child.made
     reactor.stopGracefully(10)
-    reason = await child.ended  # the reactor keeps running until the child is done
+    transport.closeStdin()
+    reason = await child.ended  # the reactor kept running until the child was done
     assert reason.check(ProcessDone) and child.out == b"finished\n"
