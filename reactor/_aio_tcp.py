@@ -36,6 +36,7 @@ places where the loop does the work differently:
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 from collections.abc import Callable, Iterable
@@ -664,10 +665,20 @@ class Port:
         if self.socket is None:
             return succeed(None)
         self.reactor._live.discard(self)
-        self.socket = None
+        sock, self.socket = self.socket, None
         self.connected = False
+        # Clients whose handshake the kernel already completed wait in the
+        # backlog, and closing the listening socket would reset them (losing
+        # requests they already sent): a duplicate descriptor keeps the
+        # socket open while the loop lets go of it, to accept them here.
+        try:
+            spare: socket.socket | None = sock.dup()
+        except OSError:
+            spare = None
         server, self._server = self._server, None
         self.reactor._unserve(server)
+        if spare is not None:
+            self._accept_backlog(spare)
         try:
             self.factory.doStop()
         except Exception:
@@ -675,6 +686,23 @@ class Port:
         return succeed(None)
 
     loseConnection = stopListening
+
+    def _accept_backlog(self, spare: socket.socket) -> None:
+        try:
+            spare.setblocking(False)
+            for _ in range(self.backlog + 64):
+                try:
+                    conn, _addr = spare.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as e:
+                    if e.errno in (errno.ECONNABORTED, errno.EPROTO):
+                        continue
+                    break
+                conn.setblocking(False)
+                self.reactor._adopt_accepted(self._build, conn)
+        finally:
+            spare.close()
 
     def _reactor_shutdown(self) -> None:
         self.stopListening()

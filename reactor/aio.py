@@ -328,6 +328,12 @@ class AsyncioReactor(ReactorBase):
         loop = self._loop
         return drive(loop, loop.create_server(protocol_factory, sock=sock, backlog=backlog))
 
+    def _adopt_accepted(self, protocol_factory: Callable[[], Connection],
+                        sock: socket.socket) -> None:
+        """Serve a socket accepted outside the loop (see ``Port.stopListening``)."""
+        loop = self._loop
+        drive(loop, loop.connect_accepted_socket(protocol_factory, sock=sock))
+
     def _unserve(self, server: Any) -> None:
         """Close what ``_serve`` returned: the listening socket closes at once."""
         if isinstance(server, asyncio.Future):

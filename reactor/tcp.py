@@ -523,6 +523,12 @@ class Port:
         self.reactor._selectables.discard(self)
         if self._backoff_call is not None and self._backoff_call.active():
             self._backoff_call.cancel()
+        else:
+            # Clients whose handshake the kernel already completed are in the
+            # backlog and think they are connected: closing now would reset
+            # them, losing requests they already sent. Serve them instead.
+            for _ in range(self.backlog // 64 + 2):
+                self._on_readable()
         self.socket.close()
         self.socket = None
         self.connected = False

@@ -1,11 +1,14 @@
 """HTTP/1.x for Torsion.
 
 The sans-I/O parser (:mod:`protocols.http.parser`), the resource tree
-(:mod:`protocols.http.resource`) and the server core
-(:mod:`protocols.http.server`: :class:`Site`, :class:`Request`).  The client
-comes later.
+(:mod:`protocols.http.resource`), the server (:mod:`protocols.http.server`:
+:class:`Site`; :mod:`protocols.http.request`: :class:`Request`), streamed
+request bodies (:mod:`protocols.http.body`) and header helpers
+(:mod:`protocols.http.headers`).
 """
 
+from .body import BodyError, BodyTooLarge
+from .headers import Headers
 from .parser import (
     BodyData,
     EndOfMessage,
@@ -18,6 +21,7 @@ from .parser import (
     ResponseParser,
     Upgrade,
 )
+from .request import Request
 from .resource import (
     NOT_DONE_YET,
     ErrorPage,
@@ -25,11 +29,13 @@ from .resource import (
     NoResource,
     Resource,
 )
-from .server import Headers, HTTPChannel, Request, Site
+from .server import HTTPChannel, Site
 
 __all__ = [
     "NOT_DONE_YET",
     "BodyData",
+    "BodyError",
+    "BodyTooLarge",
     "EndOfMessage",
     "ErrorPage",
     "Event",

@@ -214,6 +214,15 @@ class _Parser:
         """True once the parser accepts no more messages."""
         return self._state >= _CLOSED
 
+    @property
+    def in_head(self) -> bool:
+        """True while a message head has begun arriving but is not complete.
+
+        The server uses it to tell an idle keep-alive connection (no byte of
+        the next request yet) from one trickling a head (slowloris).
+        """
+        return self._in_head
+
     def feed(self, data: bytes) -> list[Event]:
         """Parse ``data`` and return the events it completed, in order.
 

@@ -469,7 +469,8 @@ def test_request_path_parsing() -> None:
     from protocols.http.parser import RequestHead
 
     class FakeChannel:
-        peer = None
+        peer = host = None
+        secure = False
         factory = Site(Resource())
 
     head = RequestHead(b"GET", b"http://h/a%2Fb/c?x=1&x=2&y", b"1.1", [], True,

@@ -1,0 +1,647 @@
+"""One HTTP request and the response being built for it: :class:`Request`.
+
+The channel (``server.py``) creates a ``Request`` when a request head
+arrives, feeds it the body, and calls :meth:`Request._render` when the
+request's turn comes. Everything a resource touches is here: the request's
+fields, the response's status and headers, and the ways to send a body —
+return bytes, :meth:`Request.write` then :meth:`Request.finish`, a producer
+(:meth:`Request.registerProducer`), or a file (:meth:`Request.sendFile`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import tempfile
+import time
+from typing import IO, Any, Protocol
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from deferred import Deferred, Failure, ensureDeferred, fail, succeed
+from reactor.error import ConnectionDone
+
+from .body import BodyError, BodyStream
+from .forms import FormError, parse_urlencoded
+from .headers import Headers, check_header_value, http_date, reason_phrase
+from .parser import RequestHead
+from .resource import NOT_DONE_YET, ErrorPage, IResource
+
+__all__ = ["Request"]
+
+log = logging.getLogger("protocols.http")
+accessLog = logging.getLogger("protocols.http.access")
+
+# Status codes whose responses never carry a body (RFC 9110 §6.4.1).
+_NO_BODY_CODES = frozenset({204, 304})
+
+# How much of a file one flow-controlled read takes (no sendfile).
+_FILE_CHUNK = 64 * 1024
+
+
+class IEncoder(Protocol):
+    """A body transformation the server applies as the body is written (gzip).
+
+    ``start`` (optional) is called just before the head is formatted and may
+    return False to decline (e.g. the content type is not compressible); it
+    may change response headers. ``encode`` takes body bytes, ``finish``
+    returns whatever is left at the end.
+    """
+
+    def encode(self, data: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+class Request:
+    """One HTTP request and the response being built for it.
+
+    Attributes:
+        method: The method, e.g. ``b"GET"``.
+        uri: The request target as sent, e.g. ``b"/a/b?x=1"``.
+        path: The path part of ``uri`` (no query), still percent-encoded.
+        args: Query arguments, plus fields of an urlencoded or multipart form
+            body: name -> values, added after the query's (Twisted parses
+            bodies of POST only; here any method's form body counts).
+            Multipart file parts are in ``files``; small ones in ``args`` too.
+        files: Multipart file parts: name -> ``UploadedFile`` list.
+        prepath: Path segments already consumed by traversal.
+        postpath: Path segments left (decoded); a leaf sees its rest here.
+        clientproto: ``b"HTTP/1.0"`` or ``b"HTTP/1.1"``.
+        requestHeaders: The request's :class:`Headers`.
+        responseHeaders: The response's :class:`Headers`.
+        received_cookies: Cookies the client sent: name -> value.
+        content: The body, a file positioned at 0 when the resource renders:
+            in memory up to the site's ``spoolThreshold``, on disk above. None
+            for resources that stream the body (see :mod:`protocols.http.body`).
+        maxBodySize: The largest body accepted (413 above); a resource may set
+            its own with a ``maxBodySize`` attribute.
+        encoder: None, or an :class:`IEncoder` the body is written through.
+        code: The response status code (200 until changed).
+        code_message: The reason phrase.
+        startedWriting: True once the response head was sent.
+        finished: True once :meth:`finish` was called.
+        sentLength: Body bytes written so far.
+        channel: The :class:`HTTPChannel`, or None once finished or the
+            connection is gone.
+        site: The :class:`Site`.
+    """
+
+    def __init__(self, channel: Any, head: RequestHead) -> None:
+        self.channel: Any = channel
+        site = channel.factory
+        self.site: Any = site
+        self.method = head.method
+        self.uri = head.target
+        self.clientproto = b"HTTP/" + head.version
+        self.requestHeaders = Headers(head.headers)
+        self.responseHeaders = Headers()
+        self.content: IO[bytes] | None = None
+        self.files: dict[bytes, list[Any]] = {}
+        self.code = 200
+        self.code_message = b"OK"
+        self.startedWriting = False
+        self.finished = False
+        self.sentLength = 0
+        self.prepath: list[bytes] = []
+        self.resource: IResource | None = None
+        self.maxBodySize: int | None = site.max_body
+        self.encoder: IEncoder | None = None
+        # Set by an authentication wrapper once the client proved who it is
+        # (any scheme); getUser/getPassword then report these.
+        self.user: bytes | None = None
+        self.password: bytes | None = None
+        self._head = head
+        self._bodyDone = False
+        self._bodyLength = 0
+        self._stream: BodyStream | None = None
+        self._refused = False
+        self._continueSent = False
+        self._chunked = False
+        self._persistent = head.keep_alive
+        self._producer: Any = None
+        self._lost: Failure | None = None
+        self._finishWaiters: list[Deferred[None]] = []
+        self._started = time.time()
+        # Kept here: the address is still wanted (access log) after the
+        # request lets go of its channel.
+        self.client: Any = channel.peer
+        self.host: Any = channel.host
+        self._secure: bool = channel.secure
+
+        target = head.target
+        if not target.startswith(b"/") and b"://" in target:
+            # Absolute form (RFC 9112 §3.2.2), as sent to proxies: keep the path.
+            parts = urlsplit(target)
+            target = (parts.path or b"/") + (b"?" + parts.query if parts.query else b"")
+        path, _, query = target.partition(b"?")
+        self.path = path
+        self.args: dict[bytes, list[bytes]] = {}
+        self._badQuery: str | None = None
+        if query:
+            try:
+                self.args = parse_urlencoded(query, max_fields=site.formLimits.max_fields)
+            except FormError as e:
+                self._badQuery = str(e)
+        self.postpath = [unquote_to_bytes(seg) for seg in path[1:].split(b"/")]
+        self.received_cookies: dict[bytes, bytes] = {}
+        cookie = self.requestHeaders.getRawHeaders(b"cookie")
+        if cookie:
+            from .cookies import parse_cookie_header
+
+            self.received_cookies = parse_cookie_header(b"; ".join(cookie))
+
+    # -- reading the request --------------------------------------------------
+
+    def getHeader(self, name: bytes | str) -> bytes | None:
+        """The last value of request header ``name``, or None."""
+        values = self.requestHeaders.getRawHeaders(name)
+        return values[-1] if values else None
+
+    def getAllHeaders(self) -> dict[bytes, bytes]:
+        """Request headers as a dict of lower-cased name -> last value."""
+        return {name.lower(): values[-1]
+                for name, values in self.requestHeaders.getAllRawHeaders()}
+
+    def getCookie(self, name: bytes) -> bytes | None:
+        """The value of the cookie ``name`` the client sent, or None."""
+        return self.received_cookies.get(name)
+
+    def getClientAddress(self) -> Any:
+        """The peer's address (an ``IPv4Address``/``IPv6Address`` for TCP)."""
+        return self.client
+
+    def getHost(self) -> Any:
+        """The address the request arrived on (ours)."""
+        return self.host
+
+    def isSecure(self) -> bool:
+        """True when the request came over TLS."""
+        return self._secure
+
+    def getRequestHostname(self) -> bytes:
+        """The host the client asked for: the Host header without its port,
+        else our own address."""
+        host = self.getHeader(b"host")
+        if host:
+            if host.startswith(b"["):  # an IPv6 literal: [::1]:8080
+                return host[1:host.find(b"]")] if b"]" in host else host
+            return host.rsplit(b":", 1)[0] if host.count(b":") == 1 else host
+        return str(getattr(self.host, "host", "")).encode("ascii", "replace")
+
+    def _credentials(self) -> tuple[bytes, bytes]:
+        header = self.getHeader(b"authorization") or b""
+        scheme, _, value = header.partition(b" ")
+        if scheme.lower() != b"basic":
+            return b"", b""
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return b"", b""
+        user, _, password = decoded.partition(b":")
+        return user, password
+
+    def getUser(self) -> bytes:
+        """The authenticated user, else the user name of Basic credentials sent (or b"")."""
+        return self.user if self.user is not None else self._credentials()[0]
+
+    def getPassword(self) -> bytes:
+        """The password an authentication wrapper recorded, else the Basic one (or b"")."""
+        return self.password if self.password is not None else self._credentials()[1]
+
+    # -- streaming bodies (see protocols.http.body) -------------------------
+
+    def deliverBody(self, protocol: Any) -> None:
+        """Stream the body to ``protocol``; needs ``streamRequestBody`` on the resource."""
+        if self._stream is None:
+            raise RuntimeError("deliverBody needs a resource with streamRequestBody = True")
+        self._stream.deliverBody(protocol)
+
+    def iterBody(self) -> Any:
+        """``async for chunk in request.iterBody()``; needs ``streamRequestBody``."""
+        if self._stream is None:
+            raise RuntimeError("iterBody needs a resource with streamRequestBody = True")
+        return self._stream.iterBody()
+
+    def refuse(self, code: int, brief: str | None = None, detail: str = "") -> None:
+        """Answer ``code`` without reading the body (from ``requestHeadReceived``).
+
+        A resource's ``requestHeadReceived(request)`` hook runs as soon as the
+        head arrives; refusing there means no ``100 Continue`` is sent and no
+        body byte is read. The connection closes after the answer.
+        """
+        if self._bodyLength or self.startedWriting:
+            raise RuntimeError("refuse() is for the head hook, before the body")
+        self._answerWith(code, brief, detail)
+
+    def _answerWith(self, code: int, brief: str | None = None, detail: str = "") -> None:
+        """Render an error page instead of the resource, then close."""
+        self._refused = True
+        self._persistent = False
+        self._bodyDone = True
+        self.resource = ErrorPage(code, brief or reason_phrase(code).decode("ascii"), detail)
+
+    # -- building the response ------------------------------------------------
+
+    def setResponseCode(self, code: int, message: bytes | None = None) -> None:
+        """Set the status code and reason phrase (default: the standard one)."""
+        if self.startedWriting:
+            raise RuntimeError("response code set after the response started")
+        self.code = code
+        self.code_message = message if message is not None else reason_phrase(code)
+
+    def setHeader(self, name: bytes | str, value: bytes | str) -> None:
+        """Set response header ``name`` to ``value``, replacing earlier values."""
+        raw = value.encode("latin-1") if isinstance(value, str) else value
+        self.responseHeaders.setRawHeaders(name, [check_header_value(raw)])
+
+    def addCookie(self, k: bytes | str, v: bytes | str, expires: Any = None,
+                  domain: bytes | str | None = None, path: bytes | str | None = None,
+                  max_age: Any = None, comment: bytes | str | None = None,
+                  secure: bool | None = None, httpOnly: bool = False,
+                  sameSite: str | None = None) -> None:
+        """Add a ``Set-Cookie`` header (Twisted's signature and output)."""
+        from .cookies import format_set_cookie
+
+        self.responseHeaders.addRawHeader(b"Set-Cookie", format_set_cookie(
+            k, v, expires=expires, domain=domain, path=path, max_age=max_age,
+            comment=comment, secure=secure, httpOnly=httpOnly, sameSite=sameSite))
+
+    def redirect(self, url: bytes | str) -> None:
+        """Answer with ``302 Found`` pointing at ``url`` (the caller finishes)."""
+        self.setResponseCode(302)
+        self.setHeader(b"Location", url)
+
+    def notifyFinish(self) -> Deferred[None]:
+        """A Deferred firing with None when the response is finished, or
+        failing with the connection-lost reason if the client goes away first."""
+        d: Deferred[None] = Deferred()
+        if self.finished:
+            d.callback(None)
+        elif self._lost is not None:
+            d.errback(self._lost)
+        else:
+            self._finishWaiters.append(d)
+        return d
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` as part of the body, sending the head first if needed.
+
+        Without a Content-Length header an HTTP/1.1 response is chunked and an
+        HTTP/1.0 one is delimited by closing the connection. Writes after the
+        connection was lost are dropped (see :meth:`notifyFinish`).
+        """
+        if self.finished:
+            raise RuntimeError("Request.write called after Request.finish")
+        channel = self.channel
+        if channel is None:
+            return
+        out = []
+        if not self.startedWriting:
+            self._startEncoder()
+            out.append(self._head_bytes(None))
+        if self.encoder is not None and data:
+            data = self.encoder.encode(data)
+        if data and self.method != b"HEAD" and self.code not in _NO_BODY_CODES:
+            self.sentLength += len(data)
+            if self._chunked:
+                out.append(b"%x\r\n" % len(data) + data + b"\r\n")
+            else:
+                out.append(data)
+        if out:
+            channel.writeSequence(out)
+
+    def finish(self) -> None:
+        """End the response; the channel then moves on to the next request."""
+        if self.finished:
+            raise RuntimeError("Request.finish called twice")
+        if self.channel is None:
+            return  # the client left; notifyFinish already failed
+        if self._producer is not None:
+            self.unregisterProducer()
+        if not self.startedWriting:
+            body = b""
+            self._startEncoder()
+            if self.encoder is not None:
+                body, self.encoder = self.encoder.finish(), None
+            self._writeWhole(body)
+        else:
+            if self.encoder is not None:
+                tail, self.encoder = self.encoder.finish(), None
+                if tail:
+                    self.write(tail)
+            if self._chunked and self.method != b"HEAD" and self.channel is not None:
+                self.channel.writeSequence([b"0\r\n\r\n"])
+        self._complete()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Let ``producer`` write the body, paused and resumed by the transport.
+
+        As Twisted's ``Request.registerProducer``: ``streaming`` True for a
+        push producer (``pauseProducing``/``resumeProducing``), False for a
+        pull producer (``resumeProducing`` is called for each chunk wanted).
+        """
+        if self._producer is not None:
+            raise RuntimeError(f"a producer is already registered: {self._producer!r}")
+        self._producer = producer
+        channel = self.channel
+        if channel is None or channel.transport is None:
+            producer.stopProducing()
+            return
+        channel.transport.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        """Forget the producer registered with :meth:`registerProducer`."""
+        if self._producer is None:
+            return
+        self._producer = None
+        channel = self.channel
+        if channel is not None and channel.transport is not None:
+            channel.transport.unregisterProducer()
+
+    def sendFile(self, file: IO[bytes], offset: int, count: int) -> Deferred[None]:
+        """Send ``count`` bytes of ``file`` from ``offset`` as (part of) the body.
+
+        Sends the head first if needed (set Content-Length before, or the
+        body is chunked). Uses sendfile(2) where the transport allows it
+        (plain TCP, no encoder), else reads the file in flow-controlled
+        pieces; either way the file never sits in memory. Call
+        :meth:`finish` when the returned Deferred fires.
+        """
+        channel = self.channel
+        if channel is None:
+            return fail(self._lost or Failure(ConnectionDone()))
+        if not self.startedWriting:
+            self._startEncoder()
+            channel.writeSequence([self._head_bytes(None)])
+        if count <= 0 or self.method == b"HEAD" or self.code in _NO_BODY_CODES:
+            return succeed(None)
+        transport = channel.transport
+        if (not self._chunked and self.encoder is None and transport is not None
+                and _can_send_file(transport)):
+            from reactor.sendfile import sendFile
+
+            def sent(n: int) -> None:
+                self.sentLength += n
+
+            return sendFile(transport, file, offset, count).addCallback(sent)
+        sender = _FileSender(self, file, offset, count)
+        sender.start()
+        return sender.deferred
+
+    # -- internals ------------------------------------------------------------
+
+    def _startEncoder(self) -> None:
+        encoder = self.encoder
+        if encoder is not None:
+            start = getattr(encoder, "start", None)
+            if start is not None and start(self) is False:
+                self.encoder = None
+
+    def _head_bytes(self, length: int | None) -> bytes:
+        """The status line and headers; decides framing and persistence."""
+        self.startedWriting = True
+        headers = self.responseHeaders
+        no_body = self.code in _NO_BODY_CODES or 100 <= self.code < 200
+        if length is not None and not no_body and not headers.hasHeader(b"content-length"):
+            headers.setRawHeaders(b"Content-Length", [b"%d" % length])
+        if not no_body and not headers.hasHeader(b"content-length"):
+            if self.clientproto == b"HTTP/1.1":
+                self._chunked = True
+                headers.setRawHeaders(b"Transfer-Encoding", [b"chunked"])
+            elif self.method != b"HEAD":
+                # HTTP/1.0 has no chunking: only closing can end this body.
+                self._persistent = False
+        channel = self.channel
+        if self._persistent and channel is not None and not channel.keepAliveAfter(self):
+            self._persistent = False
+        if not self._persistent:
+            headers.setRawHeaders(b"Connection", [b"close"])
+        elif self.clientproto == b"HTTP/1.0":
+            headers.setRawHeaders(b"Connection", [b"keep-alive"])
+        if not headers.hasHeader(b"date"):
+            headers.setRawHeaders(b"Date", [http_date()])
+        if not headers.hasHeader(b"server"):
+            headers.setRawHeaders(b"Server", [self.site.serverHeader])
+        lines = [b"HTTP/1.1 %d %s\r\n" % (self.code, self.code_message)]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                lines.append(name + b": " + value + b"\r\n")
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+    def _writeWhole(self, body: bytes) -> None:
+        """Head with Content-Length, then the body, in one write."""
+        head = self._head_bytes(len(body))
+        send_body = self.method != b"HEAD" and self.code not in _NO_BODY_CODES
+        self.sentLength = len(body) if send_body else 0
+        assert self.channel is not None
+        self.channel.writeSequence([head, body] if send_body and body else [head])
+
+    def _closeUploads(self) -> None:
+        # Uploaded files may be on disk: free them as soon as the request ends.
+        for uploads in self.files.values():
+            for upload in uploads:
+                upload.file.close()
+
+    def _complete(self) -> None:
+        self.finished = True
+        self._closeUploads()
+        channel, self.channel = self.channel, None
+        if channel is not None:
+            channel.requestDone(self)
+        waiters, self._finishWaiters = self._finishWaiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _render(self) -> None:
+        """Render the located resource and deal with what it returned."""
+        assert self.resource is not None
+        try:
+            result = self.resource.render(self)
+        except Exception:
+            self.processingFailed(Failure())
+            return
+        self._handleResult(result)
+
+    def _handleResult(self, result: object) -> None:
+        if result is NOT_DONE_YET:
+            return  # the resource calls write()/finish() itself
+        if isinstance(result, bytes):
+            self._finishWith(result)
+            return
+        if isinstance(result, Deferred) or hasattr(result, "send"):
+            # A coroutine from an ``async def render_*``, or a Deferred.
+            d: Deferred[Any] = ensureDeferred(result)  # type: ignore[arg-type]
+            d.addCallbacks(self._handleResult, self.processingFailed)
+            return
+        self.processingFailed(Failure(TypeError(
+            f"{self.resource!r} render returned {type(result).__name__}, not bytes")))
+
+    def _finishWith(self, body: bytes) -> None:
+        if self.channel is None or self.finished:
+            return
+        if self.startedWriting:
+            self.write(body)
+            self.finish()
+            return
+        self._startEncoder()
+        if self.encoder is not None:
+            body = self.encoder.encode(body) + self.encoder.finish()
+            self.encoder = None
+        self._writeWhole(body)
+        self._complete()
+
+    def processingFailed(self, failure: Failure) -> None:
+        """Log ``failure`` and answer 500 without internals (or cut the response).
+
+        A :class:`~protocols.http.body.BodyError` escaping the resource (a
+        streamed body too large, malformed or too slow) becomes its status
+        (413, 400, 408) and is not logged as an error. When the head was
+        already sent the status cannot change, so the connection is closed: a
+        truncated response must not look complete.
+        """
+        body_error = failure.value if isinstance(failure.value, BodyError) else None
+        if body_error is None:
+            log.error("Exception rendering %s %r", self.method.decode("ascii", "replace"),
+                      self.uri, exc_info=(failure.type, failure.value,
+                                          failure.getTracebackObject()))
+        if self.channel is None or self.finished:
+            return
+        if self._producer is not None:
+            self.unregisterProducer()
+        if self.startedWriting:
+            channel, self.channel = self.channel, None
+            channel.cutResponse()
+            return
+        self.responseHeaders = Headers()
+        self.encoder = None
+        if body_error is not None:
+            page = ErrorPage(body_error.code, reason_phrase(body_error.code).decode(),
+                             str(body_error))
+        else:
+            page = ErrorPage(500, "Internal Server Error",
+                             "An error occurred while processing the request.")
+        self._persistent = self._persistent and self._bodyDone
+        self._finishWith(page.render(self))
+
+    def _connectionLost(self, reason: Failure) -> None:
+        if self._stream is not None:
+            self._stream.end(reason)
+        if self.finished or self._lost is not None:
+            return
+        self._lost = reason
+        self.channel = None
+        self._closeUploads()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.stopProducing()
+            except Exception:
+                log.exception("Error in stopProducing of %r", producer)
+        waiters, self._finishWaiters = self._finishWaiters, []
+        for d in waiters:
+            d.errback(reason)
+
+    def _logAccess(self) -> None:
+        """One line in Combined Log Format on ``protocols.http.access``."""
+        if not accessLog.isEnabledFor(logging.INFO):
+            return
+        peer = self.getClientAddress()
+        host = getattr(peer, "host", "-")
+        when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(self._started))
+        line = b"%s %s %s" % (self.method, self.uri, self.clientproto)
+        accessLog.info('%s - - [%s] "%s" %d %s "%s" "%s"', host, when, _escape(line),
+                       self.code, self.sentLength or "-",
+                       _escape(self.getHeader(b"referer") or b"-"),
+                       _escape(self.getHeader(b"user-agent") or b"-"))
+
+
+def _escape(value: bytes) -> str:
+    # Peer bytes go into a log line: keep it one line and unambiguous.
+    # unicode_escape turns backslashes, controls and non-ASCII into escapes.
+    return value.decode("latin-1").encode("unicode_escape").decode("ascii").replace(
+        '"', '\\"')
+
+
+def _can_send_file(transport: Any) -> bool:
+    try:
+        from reactor.sendfile import canSendFile
+    except ImportError:  # pragma: no cover - reactor.sendfile ships with torsion
+        return False
+    return bool(canSendFile(transport))
+
+
+def new_body_file(threshold: int) -> IO[bytes]:
+    """A file for a request body: in memory up to ``threshold`` bytes, then on disk."""
+    return tempfile.SpooledTemporaryFile(max_size=threshold)
+
+
+class _FileSender:
+    """Push producer sending part of a file through ``request.write``."""
+
+    def __init__(self, request: Request, file: IO[bytes], offset: int, count: int) -> None:
+        self.request = request
+        self.file = file
+        self.offset = offset
+        self.remaining = count
+        self.deferred: Deferred[None] = Deferred()
+        self._paused = False
+        self._pumping = False
+        self._done = False
+        try:
+            self._fd: int | None = file.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+
+    def start(self) -> None:
+        self.request.registerProducer(self, True)
+        self._pump()
+
+    def _read(self, size: int) -> bytes:
+        if self._fd is not None:
+            return os.pread(self._fd, size, self.offset)
+        self.file.seek(self.offset)
+        return self.file.read(size)
+
+    def _pump(self) -> None:
+        if self._pumping or self._done:
+            return
+        self._pumping = True
+        try:
+            while not self._paused and self.remaining > 0 and not self._done:
+                data = self._read(min(_FILE_CHUNK, self.remaining))
+                if not data:
+                    self._end(Failure(EOFError("file ended before the announced length")))
+                    return
+                self.offset += len(data)
+                self.remaining -= len(data)
+                self.request.write(data)
+            if self.remaining == 0 and not self._done:
+                self._end(None)
+        except Exception:
+            self._end(Failure())
+        finally:
+            self._pumping = False
+
+    def _end(self, failure: Failure | None) -> None:
+        self._done = True
+        if self.request._producer is self:
+            self.request.unregisterProducer()
+        if failure is None:
+            self.deferred.callback(None)
+        else:
+            self.deferred.errback(failure)
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        if not self._done:
+            self._done = True
+            self.deferred.errback(self.request._lost or Failure(ConnectionDone()))
