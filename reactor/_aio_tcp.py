@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from deferred import Deferred, Failure, succeed
+from reactor._aio_sendfile import FileSending
 from reactor._sockets import TCPOptions, bind_tcp_listener
 from reactor.address import IPv4Address, IPv6Address
 from reactor.error import ConnectionAborted, ConnectionDone, ConnectionLost
@@ -84,7 +85,7 @@ def _lost_reason(exc: OSError) -> ConnectionLost:
     return ConnectionLost(str(exc) or type(exc).__name__)
 
 
-class Connection(asyncio.Protocol, TCPOptions):
+class Connection(FileSending, asyncio.Protocol, TCPOptions):
     """A TCP connection: torsion's transport, and the asyncio protocol behind it.
 
     Created by the reactor for accepted connections (``factory`` given: the
@@ -132,6 +133,7 @@ class Connection(asyncio.Protocol, TCPOptions):
         self._early: list[bytes] = []  # written before the loop made the connection
         self._open_task: asyncio.Task[Any] | None = None
         self._open_started = False
+        self._init_file_sending()
         if protocol is not None:
             self._set_user_protocol(protocol)
 
@@ -282,6 +284,8 @@ class Connection(asyncio.Protocol, TCPOptions):
     def resume_writing(self) -> None:
         """The buffer drained below the low-water mark: resume or ask the producer."""
         self._writing_paused = False
+        if self._drain_waiter is not None:
+            self._wake_read_loop()
         if self._eof_pending:
             self._eof_pending = False
             self.reactor._loop.call_soon(self._write_closed_now)
@@ -371,6 +375,8 @@ class Connection(asyncio.Protocol, TCPOptions):
             return
         if producer is not None and not self._streaming and not self._eof_pending:
             transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
+        if self._file_task is not None:
+            return  # the sendfile's end closes, if asked
         if self.disconnecting:
             transport.close()
         elif self._write_closing:
@@ -391,7 +397,8 @@ class Connection(asyncio.Protocol, TCPOptions):
         """Ask a pull producer for more, when everything written so far has gone out."""
         self._pull_scheduled = False
         producer = self.producer
-        if producer is None or self._streaming or self._lost or self._writing_paused:
+        if (producer is None or self._streaming or self._lost or self._writing_paused
+                or self._file_task is not None):
             return
         try:
             producer.resumeProducing()
@@ -447,7 +454,7 @@ class Connection(asyncio.Protocol, TCPOptions):
             return
         self.disconnecting = True
         self._unbind_write()
-        if self._transport is not None and self.producer is None:
+        if self._transport is not None and self.producer is None and self._file_task is None:
             self._transport.close()
 
     def abortConnection(self) -> None:
@@ -459,6 +466,7 @@ class Connection(asyncio.Protocol, TCPOptions):
         self.disconnecting = True
         self._unbind_write()
         if self._transport is not None:
+            self._cancel_file()
             self._transport.abort()
 
     def loseWriteConnection(self) -> None:
@@ -467,7 +475,7 @@ class Connection(asyncio.Protocol, TCPOptions):
             return
         self._write_closing = True
         self._unbind_write()
-        if self._transport is not None and self.producer is None:
+        if self._transport is not None and self.producer is None and self._file_task is None:
             self._send_eof()
 
     def _send_eof(self) -> None:
@@ -503,6 +511,7 @@ class Connection(asyncio.Protocol, TCPOptions):
         self.disconnecting = True
         self._unbind_write()
         if self._transport is not None:
+            self._cancel_file()
             self._transport.abort()
 
     def _reactor_shutdown(self) -> None:
@@ -512,6 +521,7 @@ class Connection(asyncio.Protocol, TCPOptions):
         reason = Failure(ConnectionLost("The reactor shut down."))
         self._reason = reason
         if self._transport is not None:
+            self._cancel_file()
             self._transport.abort()
         elif self._open_task is not None:
             self._open_task.cancel()
@@ -520,6 +530,8 @@ class Connection(asyncio.Protocol, TCPOptions):
     def _finish(self, reason: Failure) -> None:
         """Mark the connection lost and tell the protocol and the connector, once."""
         self._lost = True
+        if self._drain_waiter is not None:
+            self._wake_read_loop()
         self.connected = False
         self.disconnected = True
         self.disconnecting = True

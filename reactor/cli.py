@@ -183,7 +183,8 @@ def _add_common_options(parser: argparse.ArgumentParser, service: Any) -> None:
     where.add_argument(
         "-p", "--port", type=_number(0, 65535, "a port number (0-65535)"), metavar="PORT",
         help=f"listen on TCP{udp} port PORT (0: any free port)"
-             + (f"; default {default_port}, which needs root" if default_port else ""))
+             + (f"; default {default_port}" if default_port else "")
+             + (", which needs root" if default_port and default_port < 1024 else ""))
     where.add_argument(
         "--interface", metavar="ADDRESS",
         help="the address --port listens on (default: all interfaces, 0.0.0.0; "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ from reactor.error import (
 if TYPE_CHECKING:
     from reactor.selector import SelectorReactor
 
-__all__ = ["Connection", "Port", "address_of", "connect_error"]
+__all__ = ["Connection", "FileJob", "Port", "address_of", "connect_error"]
 
 log = logging.getLogger("reactor")
 
@@ -85,6 +86,45 @@ def connect_error(err: OSError) -> ConnectError:
     return ConnectError(f"{code}: {text}")
 
 
+class FileJob:
+    """One ``os.sendfile`` transfer waiting in a connection's write queue.
+
+    Attributes:
+        d: fires with the number of bytes sent (fewer than asked only when
+            the file ended first), or fails if the connection is lost.
+    """
+
+    __slots__ = ("d", "fd", "offset", "remaining", "sent")
+
+    #: Bytes asked of one sendfile call; the kernel sends what the socket
+    #: buffer takes, so this only bounds the work of one loop turn.
+    CHUNK = 4 * 1024 * 1024
+
+    def __init__(self, fd: int, offset: int, count: int) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.remaining = count
+        self.sent = 0
+        self.d: Deferred[int] = Deferred()
+
+    def __len__(self) -> int:
+        return 0  # a queued job holds no bytes in memory
+
+    def step(self, sock_fd: int) -> bool:
+        """Send what the socket takes now; True once finished. OSError on failure."""
+        while self.remaining > 0:
+            try:
+                n = os.sendfile(sock_fd, self.fd, self.offset, min(self.remaining, self.CHUNK))
+            except (BlockingIOError, InterruptedError):
+                return False
+            if n == 0:
+                break  # the file is shorter than asked
+            self.offset += n
+            self.sent += n
+            self.remaining -= n
+        return True
+
+
 class Connection(TCPOptions):
     """A connected TCP socket as a transport (Twisted's ``ITCPTransport``).
 
@@ -106,8 +146,9 @@ class Connection(TCPOptions):
         self.disconnecting = False
         self.disconnected = False
         # Outgoing data not yet accepted by the kernel.
-        self._queue: deque[bytes | memoryview] = deque()
+        self._queue: deque[Any] = deque()  # bytes, memoryviews and FileJobs
         self._queued = 0
+        self._file_jobs = 0  # FileJobs in the queue (see reactor.sendfile)
         self._interest = 0
         self._reading_paused = False
         self._read_closed = False
@@ -243,6 +284,9 @@ class Connection(TCPOptions):
 
     def _on_writable(self) -> None:
         queue = self._queue
+        # A sendfile is queued: the slower path that stops at it.
+        if self._file_jobs and (not self._flush_with_files() or queue or self._lost):
+            return
         if queue:
             try:
                 if len(queue) == 1:
@@ -290,6 +334,83 @@ class Connection(TCPOptions):
 
     def _write_failed(self, e: OSError) -> None:
         self._close_now(Failure(ConnectionLost(f"{e.errno}: {e.strerror}")))
+
+    # -- sendfile (driven by reactor.sendfile) -------------------------------------
+
+    def _can_send_file(self) -> bool:
+        """Whether ``_send_file`` may be used: plain TCP only (not under TLS)."""
+        from reactor.tls import TLSConnection
+
+        return (hasattr(os, "sendfile") and not self._lost and not self.disconnecting
+                and not isinstance(self.protocol, TLSConnection))
+
+    def _send_file(self, file: Any, offset: int, count: int) -> Deferred[int]:
+        """Queue ``count`` bytes of ``file`` (or descriptor) from ``offset`` for os.sendfile.
+
+        The job takes its place in the write queue: what was written before
+        goes first, what is written after waits behind it.
+        """
+        job = FileJob(file if isinstance(file, int) else file.fileno(), offset, count)
+        if self._lost or self.disconnecting or self._write_closing:
+            job.d.errback(Failure(ConnectionLost("the connection is closing")))
+            return job.d
+        self._queue.append(job)
+        self._file_jobs += 1
+        self._set_interest(self._interest | _WRITE)
+        return job.d
+
+    def _flush_with_files(self) -> bool:
+        """Send the queue up to and through file jobs; False if the socket is full."""
+        queue = self._queue
+        while queue:
+            head = queue[0]
+            if type(head) is FileJob:
+                try:
+                    finished = head.step(self._fd)
+                except OSError as e:
+                    self._write_failed(e)
+                    return False
+                if not finished:
+                    return False
+                queue.popleft()
+                self._file_jobs -= 1
+                head.d.callback(head.sent)  # may write, close or abort
+                if self._lost or not self._interest & _WRITE:
+                    return False
+                continue
+            buffers: list[bytes | memoryview] = []
+            for item in queue:
+                if type(item) is FileJob or len(buffers) == _MAX_IOV:
+                    break
+                buffers.append(item)
+            try:
+                sent = self.socket.sendmsg(buffers)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError as e:
+                self._write_failed(e)
+                return False
+            self._queued -= sent
+            while sent:
+                head = queue[0]
+                if sent >= len(head):
+                    sent -= len(head)
+                    queue.popleft()
+                else:
+                    queue[0] = memoryview(head)[sent:]
+                    sent = 0
+            if queue and type(queue[0]) is not FileJob:
+                return False  # the kernel took only part of it
+        return True
+
+    def _fail_file_jobs(self, reason: Failure) -> None:
+        """Fail the sendfile jobs still queued (the queue is being dropped)."""
+        if not self._file_jobs:
+            return
+        jobs = [item for item in self._queue if type(item) is FileJob]
+        self._file_jobs = 0
+        for job in jobs:
+            job.d.errback(reason)
 
     # -- producers (we consume a producer's data; we produce what we read) --
 
@@ -349,11 +470,13 @@ class Connection(TCPOptions):
         """Close at once, dropping anything queued."""
         if self._lost:
             return
+        reason = Failure(ConnectionAborted())
+        self._fail_file_jobs(reason)
         self._queue.clear()
         self._queued = 0
         self.disconnecting = True
         self._set_interest(0)
-        self.reactor.callLater(0, self._close_now, Failure(ConnectionAborted()))
+        self.reactor.callLater(0, self._close_now, reason)
 
     def loseWriteConnection(self) -> None:
         """Half-close: send FIN after the queue is sent; keep reading."""
@@ -391,11 +514,12 @@ class Connection(TCPOptions):
         reactor._forget(self._fd)
         reactor._selectables.discard(self)
         self._interest = 0
-        self._queue.clear()
         try:
             self.socket.close()
         except OSError:
             pass
+        self._fail_file_jobs(reason)
+        self._queue.clear()
         producer, self.producer = self.producer, None
         if producer is not None:
             try:
