@@ -31,8 +31,8 @@ from typing import Any
 
 from protocols.base import Factory
 
-__all__ = ["RunService", "WireService", "chargen", "daytime", "discard", "echo", "qotd",
-           "run", "time"]
+__all__ = ["RunService", "WireService", "chargen", "daytime", "discard", "echo",
+           "load_factory", "load_object", "qotd", "run", "time"]
 
 _ROOT_NOTE = ("Its RFC port ({port}) is below 1024, so using it needs root; "
               "use --port with a high port (e.g. {high}) otherwise.")
@@ -151,27 +151,30 @@ class RunService:
         return "<torsion service 'run'>"
 
 
-def load_factory(target: str) -> Any:
-    """The factory ``MODULE:NAME`` names (see RunService for what NAME may be).
+def load_object(target: str, what: str) -> Any:
+    """The object ``MODULE:NAME`` names, importing MODULE (the current directory too).
+
+    ``NAME`` may be dotted (``app:server.root``). ``what`` names the kind of
+    object in messages (``"RESOURCE"``, ``"APP"``).
 
     Raises:
-        ValueError: the target is malformed, its module does not exist, or it
-            names no factory.
-        RuntimeError: the user's code raised while importing or building
-            (chained to the original exception, for the traceback).
+        ValueError: the target is malformed, its module cannot be found, or
+            the module has no such attribute (the user's typo).
+        RuntimeError: the user's module raised while importing (chained to the
+            original exception, so the command shows its traceback).
     """
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
-        raise ValueError(f"expected MODULE:FACTORY (e.g. myapp.server:factory), "
+        raise ValueError(f"expected MODULE:{what} (e.g. myapp.web:{what.lower()}), "
                          f"got {target!r}")
-    # As "python -m" would, so "torsion run app:factory" finds ./app.py.
+    # As "python -m" does, so "torsion run app:factory" finds ./app.py.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        # Only the target (or a package above it) missing is the user's typo;
-        # a missing import inside their module is a bug to show in full.
+        # Only the target (or a package above it) missing is the user's typo; a
+        # missing import inside their module is a bug whose traceback helps.
         if e.name is not None and (module_name + ".").startswith(e.name + "."):
             raise ValueError(f"can't import {module_name!r}: no module named {e.name!r}"
                              ) from None
@@ -184,7 +187,19 @@ def load_factory(target: str) -> Any:
             obj = getattr(obj, part)
         except AttributeError:
             raise ValueError(f"{module_name!r} has no attribute {attribute!r}") from None
-    return _as_factory(obj, target)
+    return obj
+
+
+def load_factory(target: str) -> Any:
+    """The factory ``MODULE:NAME`` names (see RunService for what NAME may be).
+
+    Raises:
+        ValueError: the target is malformed, its module does not exist, or it
+            names no factory.
+        RuntimeError: the user's code raised while importing or building
+            (chained to the original exception, for the traceback).
+    """
+    return _as_factory(load_object(target, "FACTORY"), target)
 
 
 def _as_factory(obj: Any, target: str) -> Any:

@@ -36,12 +36,15 @@ class Waker:
 
     def drain(self) -> None:
         """Empty the pipe (called in the reactor thread when it is readable)."""
-        self._pending = False
         try:
             while self._reader.recv(4096):
                 pass
         except (BlockingIOError, InterruptedError):
             pass
+        # Only now: a wake() between clearing the flag and emptying the pipe
+        # would have its byte read away while the flag stayed set, and every
+        # later wake() would then skip writing: a lost wake-up.
+        self._pending = False
 
     def close(self) -> None:
         self._reader.close()

@@ -144,7 +144,8 @@ def _number(low: int, high: int, what: str) -> Any:
     return convert
 
 
-def _seconds(text: str) -> float:
+def seconds_argument(text: str) -> float:
+    """argparse type: a finite number of seconds, 0 or more."""
     try:
         value = float(text)
     except ValueError:
@@ -203,7 +204,7 @@ def _add_common_options(parser: argparse.ArgumentParser, service: Any) -> None:
         help="serve from N processes sharing the listening sockets (SO_REUSEPORT); a worker "
              "that dies is restarted (tcp, tcp6, ssl and udp endpoints)")
     running.add_argument(
-        "--grace-period", type=_seconds, metavar="SECONDS",
+        "--grace-period", type=seconds_argument, metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long open connections may take to finish before they "
              "are closed (default: 5)")
     running.add_argument("--log-level", default="info", type=str.lower,

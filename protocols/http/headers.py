@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import http
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 __all__ = ["SERVER_HEADER", "Headers", "check_header_value", "http_date", "reason_phrase"]
@@ -52,7 +52,12 @@ class Headers:
     Names keep the spelling they were first set with (for output); lookups
     ignore case. Values are bytes; ``str`` names are accepted and encoded.
 
+    Built empty, from Twisted's ``{name: [values]}`` or from ``(name, value)``
+    pairs.
+
     Example:
+        >>> Headers({b"Accept": [b"text/html"]}).getRawHeaders("accept")
+        [b'text/html']
         >>> h = Headers()
         >>> h.addRawHeader(b"Set-Cookie", b"a=1")
         >>> h.addRawHeader(b"set-cookie", b"b=2")
@@ -60,8 +65,15 @@ class Headers:
         [b'a=1', b'b=2']
     """
 
-    def __init__(self, rawHeaders: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(self, rawHeaders: Mapping[bytes | str, Sequence[bytes]]
+                 | Iterable[tuple[bytes, bytes]] | None = None) -> None:
+        # Twisted's form, {name: [values]}, or (name, value) pairs as parsed.
         self._fields: dict[bytes, tuple[bytes, list[bytes]]] = {}
+        if isinstance(rawHeaders, Mapping):
+            for name, values in rawHeaders.items():
+                for value in values:
+                    self.addRawHeader(name, value)
+            return
         for name, value in rawHeaders or ():
             self.addRawHeader(name, value)
 

@@ -19,8 +19,10 @@ resource located at once, so that its ``requestHeadReceived(request)`` hook
 (if any) and its ``maxBodySize`` act before any body is read (a refused
 ``Expect: 100-continue`` never sees a body byte); the body is spooled into
 ``request.content`` (memory, then disk) or streamed to a resource that sets
-``streamRequestBody``; when every earlier request on the connection has been
-answered, the resource renders. Responses leave strictly in request order
+``streamRequestBody``; urlencoded and multipart form bodies are parsed into
+``request.args``/``request.files`` unless the resource sets ``parseForms =
+False``; when every earlier request on the connection has been answered, the
+resource renders. Responses leave strictly in request order
 (pipelining), and only a bounded number of requests is queued before the
 channel stops reading.
 
@@ -242,7 +244,8 @@ class HTTPChannel(Protocol):
         assert content is not None
         content.seek(0)
         ctype = request.getHeader(b"content-type")
-        if ctype is not None and request._bodyLength:
+        if (ctype is not None and request._bodyLength
+                and getattr(request.resource, "parseForms", True)):
             self._parseForm(request, ctype)
 
     def _parseForm(self, request: Request, ctype: bytes) -> None:
@@ -369,11 +372,18 @@ class HTTPChannel(Protocol):
         """The client stopped sending: it has gone (as Twisted treats it).
 
         Only half-closeable so that a lingering close sees the client's
-        FIN; a client that half-closes after its request is taken to have
-        left, and its requests' ``notifyFinish`` fail.
+        FIN. Otherwise a client that half-closes is taken to have left: the
+        connection is aborted at once (a graceful close would wait for a
+        response producer that nobody reads), so in-flight requests'
+        ``notifyFinish`` fail and their producers are stopped.
         """
-        if self.transport is not None:
-            self.transport.loseConnection()
+        transport: Any = self.transport
+        if transport is None:
+            return
+        if self._lingering:
+            transport.loseConnection()
+        else:
+            transport.abortConnection()
 
     # -- called by requests -----------------------------------------------------
 
