@@ -27,12 +27,15 @@ size limits in :class:`Limits`.
 
 After a :class:`ParseError` the parser refuses further input: every later
 :meth:`feed` returns the same error again and parses nothing.
+
+Events are named tuples: immutable, cheap to make (a frozen dataclass costs
+three times more, and a server makes two or three per request).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Final, NamedTuple, TypeAlias
 
 import httptools
 
@@ -52,8 +55,7 @@ __all__ = [
 Headers: TypeAlias = list[tuple[bytes, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
-class RequestHead:
+class RequestHead(NamedTuple):
     """The request line and headers of one request.
 
     Attributes:
@@ -82,8 +84,7 @@ class RequestHead:
     upgrade: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseHead:
+class ResponseHead(NamedTuple):
     """The status line and headers of one response.
 
     Attributes:
@@ -107,22 +108,19 @@ class ResponseHead:
     upgrade: bool
 
 
-@dataclass(frozen=True, slots=True)
-class BodyData:
+class BodyData(NamedTuple):
     """A piece of the message body (chunk framing already removed)."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class EndOfMessage:
+class EndOfMessage(NamedTuple):
     """The message is complete; ``trailers`` holds chunked trailer fields."""
 
     trailers: Headers
 
 
-@dataclass(frozen=True, slots=True)
-class Upgrade:
+class Upgrade(NamedTuple):
     """The connection switches protocol; parsing has stopped.
 
     Attributes:
@@ -134,8 +132,7 @@ class Upgrade:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class ParseError:
+class ParseError(NamedTuple):
     """The peer sent something we refuse; the connection must close.
 
     Attributes:
@@ -172,6 +169,11 @@ class Limits:
 DEFAULT_LIMITS: Final = Limits()
 
 
+# Header fields the parser itself acts on (framing, 100-continue, upgrades).
+_SPECIAL_FIELDS: Final = frozenset(
+    {b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
+
+
 class _Reject(Exception):
     """Raised inside a callback to stop llhttp; carries the error event."""
 
@@ -195,6 +197,12 @@ class _Parser:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        # Read on every header; Limits is frozen, so these cannot go stale.
+        self._max_header_bytes = limits.max_header_bytes
+        self._max_header_count = limits.max_header_count
+        # The few fields framing and upgrades depend on, gathered as headers
+        # arrive so the head is not scanned a second time.
+        self._special: Headers = []
         self._events: list[Event] = []
         self._state = _HEAD
         self._error: ParseError | None = None
@@ -287,6 +295,7 @@ class _Parser:
         self._in_head = True
         self._head_fed = 0
         self._headers = []
+        self._special = []
         self._header_bytes = 0
         self._body_seen = 0
 
@@ -297,18 +306,21 @@ class _Parser:
             headers.append((name.lower(), value))
             return
         self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self.limits.max_header_bytes:
+        if self._header_bytes > self._max_header_bytes:
             raise self._reject(431, "request header fields too large")
-        if len(headers) >= self.limits.max_header_count:
+        if len(headers) >= self._max_header_count:
             raise self._reject(431, "too many header fields")
-        headers.append((name.lower(), value))
+        name = name.lower()
+        headers.append((name, value))
+        if name in _SPECIAL_FIELDS:
+            self._special.append((name, value))
 
     def _framing(self, version: bytes) -> tuple[bool, int | None]:
         """Work out chunked/content-length from the head, or reject it."""
         chunked = False
         length: int | None = None
         codings: list[bytes] = []
-        for name, value in self._headers:
+        for name, value in self._special:
             if name == b"content-length":
                 # llhttp already refused duplicates and non-digits.
                 length = int(value)
@@ -380,7 +392,7 @@ class RequestParser(_Parser):
         upgrade = llhttp.should_upgrade() or method == b"CONNECT"
         expect = False
         protocol = b""
-        for name, value in headers:
+        for name, value in self._special:
             if name == b"expect":
                 expect = value.lower() == b"100-continue"
             elif name == b"upgrade":
@@ -492,7 +504,7 @@ class ResponseParser(_Parser):
         upgrade = status == 101
         protocol = b""
         if upgrade:
-            for name, value in self._headers:
+            for name, value in self._special:
                 if name == b"upgrade":
                     protocol = value
             self._upgrade_protocol = protocol or b"unknown"

@@ -170,6 +170,19 @@ class Resource:
         allowedMethods: When set, the methods advertised in the ``Allow``
             header of a 405; when ``None``, computed from ``render_*`` methods.
 
+    What the server reads from the resource a request is for, as soon as the
+    request head arrives (before any body byte):
+
+    Attributes:
+        maxBodySize: The largest request body accepted (413 above it), or
+            None for the site's ``max_body``.
+        streamRequestBody: Render before the body arrives and read it with
+            ``request.iterBody()``/``deliverBody`` (see ``protocols.http.body``).
+        parseForms: Parse urlencoded/multipart bodies into ``request.args``
+            and ``request.files`` (True).
+        requestHeadReceived: None, or a method ``(request) -> None`` that may
+            call ``request.refuse(code)`` to answer without reading the body.
+
     Example:
         >>> class Greeting(Resource):
         ...     isLeaf = True
@@ -181,6 +194,10 @@ class Resource:
 
     isLeaf: bool = False
     allowedMethods: Sequence[bytes] | None = None
+    maxBodySize: int | None = None
+    streamRequestBody: bool = False
+    parseForms: bool = True
+    requestHeadReceived: Callable[[Any], None] | None = None
 
     def __init__(self) -> None:
         self.children: dict[bytes, IResource] = {}
@@ -246,15 +263,13 @@ class Resource:
         return handler(request)
 
     def _findRenderMethod(self, method: bytes) -> Callable[[IRequest], RenderResult] | None:
-        try:
-            name = method.decode("ascii")
-        except UnicodeDecodeError:
-            return None
-        # Only real method tokens: this keeps getattr from reaching anything
-        # other than a render_ attribute chosen by the resource's author.
-        if not name or not all(c.isalnum() or c in "-_" for c in name):
-            return None
-        handler = getattr(self, "render_" + name, None)
+        attribute = _RENDER_NAMES.get(method)
+        if attribute is None:
+            attribute = _render_name(method)
+            if attribute is None:
+                return None
+        handler = getattr(self, attribute, None)
+        name = attribute[7:]
         if handler is None and name == "HEAD":
             handler = getattr(self, "render_GET", None)
         if not callable(handler):
@@ -274,6 +289,24 @@ class Resource:
         )
         return page.render(request)
 
+
+def _render_name(method: bytes) -> str | None:
+    """``"render_" + method`` for a real method token, else None (remembered)."""
+    try:
+        name = method.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    # Only real method tokens: this keeps getattr from reaching anything
+    # other than a render_ attribute chosen by the resource's author.
+    if not name or not all(c.isalnum() or c in "-_" for c in name):
+        return None
+    attribute = "render_" + name
+    if len(_RENDER_NAMES) < 256:  # bounded: methods are the client's choice
+        _RENDER_NAMES[method] = attribute
+    return attribute
+
+
+_RENDER_NAMES: dict[bytes, str] = {}
 
 _PAGE_TEMPLATE: Final = (
     "<!DOCTYPE html>\n"

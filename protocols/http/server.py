@@ -101,6 +101,7 @@ class HTTPChannel(Protocol):
         self._deadline = 0.0
         self.closing = False
         self.draining = False
+        self._inData = False
         self._lingering = False
         self._lingerCall: Any = None
         self.peer: Any = None
@@ -131,17 +132,18 @@ class HTTPChannel(Protocol):
             # bytes are not HTTP we will answer.
             return
         for event in parser.feed(data):
-            if isinstance(event, BodyData):
+            kind = type(event)
+            if kind is BodyData:
                 request = self._receiving
                 if request is not None:
-                    self._bodyData(request, event.data)
-            elif isinstance(event, RequestHead):
-                self._headReceived(event)
-            elif isinstance(event, EndOfMessage):
+                    self._bodyData(request, event.data)  # type: ignore[union-attr]
+            elif kind is RequestHead:
+                self._headReceived(event)  # type: ignore[arg-type]
+            elif kind is EndOfMessage:
                 self._bodyReceived()
-            elif isinstance(event, ParseError):
-                self._parseError(event)
-            elif isinstance(event, Upgrade):
+            elif kind is ParseError:
+                self._parseError(event)  # type: ignore[arg-type]
+            elif kind is Upgrade:
                 # Protocol switching is not supported: answer what was asked
                 # and close rather than misread the new protocol's bytes.
                 self.closing = True
@@ -151,8 +153,14 @@ class HTTPChannel(Protocol):
             # Too many requests waiting for earlier responses: stop reading
             # until the queue drains, so a client cannot make us buffer more.
             self._pause("pipeline", True)
+        # Requests that render synchronously finish inside _advance; the timer
+        # is set once, after them, not once per request.
+        self._inData = True
+        try:
+            self._advance()
+        finally:
+            self._inData = False
         self._updateTimer()
-        self._advance()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Tell every request still waiting that its client went away."""
@@ -203,7 +211,7 @@ class HTTPChannel(Protocol):
         if getattr(request.resource, "streamRequestBody", False):
             request._stream = BodyStream(self._pauseForBody)
         else:
-            request.content = new_body_file(site.spoolThreshold)
+            request.content = new_body_file(site.spoolThreshold, head)
         self._receiving = request
 
     def _bodyData(self, request: Request, data: bytes) -> None:
@@ -243,10 +251,10 @@ class HTTPChannel(Protocol):
         content = request.content
         assert content is not None
         content.seek(0)
-        ctype = request.getHeader(b"content-type")
-        if (ctype is not None and request._bodyLength
-                and getattr(request.resource, "parseForms", True)):
-            self._parseForm(request, ctype)
+        if request._bodyLength and getattr(request.resource, "parseForms", True):
+            ctype = request.getHeader(b"content-type")
+            if ctype is not None:
+                self._parseForm(request, ctype)
 
     def _parseForm(self, request: Request, ctype: bytes) -> None:
         from .forms import FormError, get_boundary, parse_multipart, parse_urlencoded
@@ -423,7 +431,8 @@ class HTTPChannel(Protocol):
             return
         if "pipeline" in self._pauses and len(self._queue) < self.factory.maxPipeline:
             self._pause("pipeline", False)
-        self._updateTimer()
+        if not self._inData:
+            self._updateTimer()
         self._advance()
 
     def cutResponse(self) -> None:
@@ -471,7 +480,7 @@ class HTTPChannel(Protocol):
         elif self._receiving is not None:
             self._arm(_BODY, site.bodyTimeout)
         elif self._queue:
-            self._disarm()  # rendering: the resource's business
+            self._timerKind = 0  # rendering: the resource's business (timer kept, idle)
         elif self._parser is not None and self._parser.in_head:
             self._arm(_HEAD, site.headerTimeout)
         else:

@@ -54,6 +54,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from deferred import Deferred, Failure
+from reactor.error import ConnectionDone, ConnectionLost
 
 from .resource import (
     NOT_DONE_YET,
@@ -562,6 +563,11 @@ class _Response:
         request = self.request
         if request.channel is None or request.finished:
             return  # the client went away mid-transfer: nothing to report
+        if failure.check(ConnectionDone, ConnectionLost) is not None:
+            # The same, noticed by the transfer before the request heard:
+            # close without logging an error (wrk does this by the dozen).
+            request.channel.cutResponse()
+            return
         request.processingFailed(failure)
 
 

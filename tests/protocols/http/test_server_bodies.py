@@ -53,7 +53,8 @@ class Digest(Resource):
 
     def render_POST(self, request: Any) -> bytes:
         digest = hashlib.sha256(request.content.read()).hexdigest()
-        rolled = getattr(request.content, "_rolled", None)
+        # A BytesIO (no _rolled) for a body announced small; spooled otherwise.
+        rolled = getattr(request.content, "_rolled", False)
         return f"{digest} {rolled}".encode()
 
 
