@@ -10,5 +10,6 @@ when their suite runs, so one suite's missing peer library never breaks another.
 SUITES: dict[str, str] = {
     "deferred": "benchmarks.deferred_suite",
     "echo": "benchmarks.echo_suite",
-    # Later: "echo", "http", "xmlrpc", "ftp" -> benchmarks.<name>_suite
+    "http": "benchmarks.http_suite",
+    # Later: "xmlrpc", "ftp" -> benchmarks.<name>_suite
 }
