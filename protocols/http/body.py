@@ -1,4 +1,4 @@
-"""Request bodies read as a stream, with back-pressure.
+"""Bodies: request bodies read as a stream with back-pressure, body files, file senders.
 
 A resource whose class sets ``streamRequestBody = True`` is rendered as soon
 as its request head has arrived (and every earlier request on the connection
@@ -33,13 +33,22 @@ Example::
 from __future__ import annotations
 
 import collections
+import io
+import os
+import tempfile
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from deferred import Deferred, Failure
 from reactor.error import ConnectionDone
 
-__all__ = ["BodyError", "BodyStream", "BodyTooLarge"]
+if TYPE_CHECKING:
+    from .parser import RequestHead
+
+__all__ = ["BodyError", "BodyStream", "BodyTooLarge", "FileSender", "new_body_file"]
+
+# How much of a file one flow-controlled read takes (no sendfile).
+_FILE_CHUNK = 64 * 1024
 
 
 class BodyError(Exception):
@@ -230,3 +239,85 @@ class _BodyReader:
         if result is None:
             raise StopAsyncIteration
         return result
+
+
+def new_body_file(threshold: int, head: RequestHead) -> IO[bytes]:
+    """A file for a request body: in memory up to ``threshold`` bytes, then on disk.
+
+    A request announcing a body that fits (or none, as most GETs) gets a
+    plain ``BytesIO``: a spooled file costs several times more to create.
+    """
+    length = head.content_length
+    if not head.chunked and (length is None or length <= threshold):
+        return io.BytesIO()
+    return tempfile.SpooledTemporaryFile(max_size=threshold)
+
+
+class FileSender:
+    """Push producer sending part of a file through ``request.write`` (encoded or
+    chunked bodies, which ``reactor.sendfile`` cannot carry)."""
+
+    def __init__(self, request: Any, file: IO[bytes], offset: int, count: int) -> None:
+        self.request = request
+        self.file = file
+        self.offset = offset
+        self.remaining = count
+        self.deferred: Deferred[None] = Deferred()
+        self._paused = False
+        self._pumping = False
+        self._done = False
+        try:
+            self._fd: int | None = file.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+
+    def start(self) -> None:
+        self.request.registerProducer(self, True)
+        self._pump()
+
+    def _read(self, size: int) -> bytes:
+        if self._fd is not None:
+            return os.pread(self._fd, size, self.offset)
+        self.file.seek(self.offset)
+        return self.file.read(size)
+
+    def _pump(self) -> None:
+        if self._pumping or self._done:
+            return
+        self._pumping = True
+        try:
+            while not self._paused and self.remaining > 0 and not self._done:
+                data = self._read(min(_FILE_CHUNK, self.remaining))
+                if not data:
+                    self._end(Failure(EOFError("file ended before the announced length")))
+                    return
+                self.offset += len(data)
+                self.remaining -= len(data)
+                self.request.write(data)
+            if self.remaining == 0 and not self._done:
+                self._end(None)
+        except Exception:
+            self._end(Failure())
+        finally:
+            self._pumping = False
+
+    def _end(self, failure: Failure | None) -> None:
+        self._done = True
+        if self.request._producer is self:
+            self.request.unregisterProducer()
+        if failure is None:
+            self.deferred.callback(None)
+        else:
+            self.deferred.errback(failure)
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        if not self._done:
+            self._done = True
+            self.deferred.errback(self.request._lost or Failure(ConnectionDone()))

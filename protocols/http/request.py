@@ -13,10 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import http
-import io
 import logging
-import os
-import tempfile
 import time
 from typing import IO, Any, Protocol
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -24,7 +21,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from deferred import Deferred, Failure, ensureDeferred, fail, succeed
 from reactor.error import ConnectionDone
 
-from .body import BodyError, BodyStream
+from .body import BodyError, BodyStream, FileSender
 from .forms import FormError, parse_urlencoded
 from .headers import Headers, check_header_value, http_date, reason_phrase
 from .parser import RequestHead
@@ -37,9 +34,6 @@ accessLog = logging.getLogger("protocols.http.access")
 
 # Status codes whose responses never carry a body (RFC 9110 §6.4.1).
 _NO_BODY_CODES = frozenset({204, 304})
-
-# How much of a file one flow-controlled read takes (no sendfile).
-_FILE_CHUNK = 64 * 1024
 
 
 class IEncoder(Protocol):
@@ -436,7 +430,7 @@ class Request:
                 self.sentLength += n
 
             return sendFile(transport, file, offset, count).addCallback(sent)
-        sender = _FileSender(self, file, offset, count)
+        sender = FileSender(self, file, offset, count)
         sender.start()
         return sender.deferred
 
@@ -665,7 +659,7 @@ def _can_send_file(transport: Any) -> bool:
     """Whether ``reactor.sendfile`` carries a transfer on ``transport``.
 
     Always, where it exists: it chooses os.sendfile or its own read loop.
-    The request's own read loop (:class:`_FileSender`) remains for bodies it
+    The request's own read loop (:class:`~protocols.http.body.FileSender`) remains for bodies it
     cannot carry (chunked or encoded); tests switch this off to exercise it.
     """
     try:
@@ -673,84 +667,3 @@ def _can_send_file(transport: Any) -> bool:
     except ImportError:  # pragma: no cover - reactor.sendfile ships with torsion
         return False
     return True
-
-
-def new_body_file(threshold: int, head: RequestHead) -> IO[bytes]:
-    """A file for a request body: in memory up to ``threshold`` bytes, then on disk.
-
-    A request announcing a body that fits (or none, as most GETs) gets a
-    plain ``BytesIO``: a spooled file costs several times more to create.
-    """
-    length = head.content_length
-    if not head.chunked and (length is None or length <= threshold):
-        return io.BytesIO()
-    return tempfile.SpooledTemporaryFile(max_size=threshold)
-
-
-class _FileSender:
-    """Push producer sending part of a file through ``request.write``."""
-
-    def __init__(self, request: Request, file: IO[bytes], offset: int, count: int) -> None:
-        self.request = request
-        self.file = file
-        self.offset = offset
-        self.remaining = count
-        self.deferred: Deferred[None] = Deferred()
-        self._paused = False
-        self._pumping = False
-        self._done = False
-        try:
-            self._fd: int | None = file.fileno()
-        except (AttributeError, OSError, ValueError):
-            self._fd = None
-
-    def start(self) -> None:
-        self.request.registerProducer(self, True)
-        self._pump()
-
-    def _read(self, size: int) -> bytes:
-        if self._fd is not None:
-            return os.pread(self._fd, size, self.offset)
-        self.file.seek(self.offset)
-        return self.file.read(size)
-
-    def _pump(self) -> None:
-        if self._pumping or self._done:
-            return
-        self._pumping = True
-        try:
-            while not self._paused and self.remaining > 0 and not self._done:
-                data = self._read(min(_FILE_CHUNK, self.remaining))
-                if not data:
-                    self._end(Failure(EOFError("file ended before the announced length")))
-                    return
-                self.offset += len(data)
-                self.remaining -= len(data)
-                self.request.write(data)
-            if self.remaining == 0 and not self._done:
-                self._end(None)
-        except Exception:
-            self._end(Failure())
-        finally:
-            self._pumping = False
-
-    def _end(self, failure: Failure | None) -> None:
-        self._done = True
-        if self.request._producer is self:
-            self.request.unregisterProducer()
-        if failure is None:
-            self.deferred.callback(None)
-        else:
-            self.deferred.errback(failure)
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._pump()
-
-    def stopProducing(self) -> None:
-        if not self._done:
-            self._done = True
-            self.deferred.errback(self.request._lost or Failure(ConnectionDone()))

@@ -48,7 +48,7 @@ from deferred import Failure
 from protocols.base import Protocol, ServerFactory, connectionDone
 from protocols.policies import find_clock
 
-from .body import BodyError, BodyStream, BodyTooLarge
+from .body import BodyError, BodyStream, BodyTooLarge, new_body_file
 from .forms import FormLimits
 from .headers import SERVER_HEADER, Headers, http_date, reason_phrase
 from .parser import (
@@ -60,7 +60,7 @@ from .parser import (
     RequestParser,
     Upgrade,
 )
-from .request import Request, new_body_file
+from .request import Request
 from .resource import IResource, getChildForRequest
 
 __all__ = ["HTTPChannel", "Headers", "Request", "Site"]
