@@ -354,6 +354,19 @@ class Connection(TCPOptions):
         if self._lost or self.disconnecting or self._write_closing:
             job.d.errback(Failure(ConnectionLost("the connection is closing")))
             return job.d
+        if not self._queue:
+            # Nothing ahead of it: the socket is probably writable now, and
+            # a whole response often fits its buffer. Trying at once saves
+            # two selector changes (write interest on, then off) per file.
+            try:
+                finished = job.step(self._fd)
+            except OSError as e:
+                self._write_failed(e)
+                job.d.errback(Failure(ConnectionLost(f"sendfile failed: {e}")))
+                return job.d
+            if finished:
+                job.d.callback(job.sent)
+                return job.d
         self._queue.append(job)
         self._file_jobs += 1
         self._set_interest(self._interest | _WRITE)

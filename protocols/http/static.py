@@ -199,7 +199,24 @@ def _digits(text: bytes, empty_ok: bool) -> bool:
 
 
 def _http_date(timestamp: float) -> bytes:
-    return email.utils.formatdate(timestamp, usegmt=True).encode("ascii")
+    # Last-Modified of the same few files, again and again: remember some.
+    cached = _DATES.get(timestamp)
+    if cached is None:
+        cached = email.utils.formatdate(timestamp, usegmt=True).encode("ascii")
+        if len(_DATES) >= 1024:
+            _DATES.clear()
+        _DATES[timestamp] = cached
+    return cached
+
+
+_DATES: dict[float, bytes] = {}
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _parse_date(value: bytes | None) -> int | None:
@@ -274,8 +291,22 @@ class File(Resource):
         self.ignoredExts = list(ignoredExts)
         self.registry = registry
         self.allowSymlinksOutside = allowSymlinksOutside
-        # The directory symlinks must not escape; children inherit it.
-        self._root = os.path.realpath(self.path)
+        # The directory symlinks must not escape (children inherit it), and
+        # this file's own resolved path: both resolved on first use, so a
+        # child made during traversal costs no realpath() walk.
+        self._rootPath: str | None = None
+        self._real: str | None = None
+
+    @property
+    def _root(self) -> str:
+        root = self._rootPath
+        if root is None:
+            root = self._rootPath = os.path.realpath(self.path)
+        return root
+
+    @_root.setter
+    def _root(self, value: str) -> None:
+        self._rootPath = value
 
     # -- Twisted's FilePath-like helpers ---------------------------------------
 
@@ -333,16 +364,30 @@ class File(Resource):
         if name is None:
             return self.childNotFound
         child = os.path.join(self.path, name)
-        if not os.path.lexists(child):
+        info = _lstat(child)
+        if info is None:
             for ext in self.ignoredExts:
-                if os.path.lexists(child + ext):
+                info = _lstat(child + ext)
+                if info is not None:
                     child += ext
+                    name += ext
                     break
             else:
                 return self.childNotFound
-        if not self._inside_root(child):
-            return self.childNotFound
-        return self.createSimilarFile(child)
+        if stat.S_ISLNK(info.st_mode):
+            if not self._inside_root(child):
+                return self.childNotFound
+            real = None
+        else:
+            # Not a link, in a directory already known to be inside the
+            # root: it is inside too, and its real path follows from ours.
+            parent = self._real
+            if parent is None:
+                parent = self._real = os.path.realpath(self.path)
+            real = os.path.join(parent, name)
+        similar = self.createSimilarFile(child)
+        similar._real = real
+        return similar
 
     @staticmethod
     def _safe_name(segment: bytes) -> str | None:

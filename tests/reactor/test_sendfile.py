@@ -161,8 +161,10 @@ async def test_offsets_counts_and_files_back_to_back(reactor: Any, tmp_path: Pat
     await sender.done
     expected = b"|".join(data[o:] if c is None else data[o:o + c] for o, c in pieces) + b"|"
     assert got == expected
-    # An empty piece is done at once; the others report in order.
-    assert results == [0, 10, 2 * MIB, 1, len(data) - 100]
+    # The pieces report in order; an empty one is done at once (so where it
+    # lands among the others depends on how fast the socket drained).
+    assert [n for n in results if n] == [10, 2 * MIB, 1, len(data) - 100]
+    assert results.count(0) == 1
     await port.stopListening()
 
 
