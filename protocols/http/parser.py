@@ -169,6 +169,9 @@ class Limits:
 DEFAULT_LIMITS: Final = Limits()
 
 
+# llhttp's version strings as the bytes events carry.
+_VERSIONS: Final = {"1.1": b"1.1", "1.0": b"1.0"}
+
 # Header fields the parser itself acts on (framing, 100-continue, upgrades).
 _SPECIAL_FIELDS: Final = frozenset(
     {b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
@@ -369,10 +372,16 @@ class RequestParser(_Parser):
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         super().__init__(limits)
         self._target = b""
-        self._llhttp = httptools.HttpRequestParser(self)
+        self._llhttp = self._request_llhttp = httptools.HttpRequestParser(self)
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        # _Parser.on_message_begin, inlined: this runs for every request.
+        self._in_head = True
+        self._head_fed = 0
+        self._headers = []
+        self._special = []
+        self._header_bytes = 0
+        self._body_seen = 0
         self._target = b""
 
     def on_url(self, url: bytes) -> None:
@@ -383,10 +392,11 @@ class RequestParser(_Parser):
         self._target = target
 
     def on_headers_complete(self) -> None:
-        llhttp = self._llhttp
-        assert isinstance(llhttp, httptools.HttpRequestParser)
-        version = llhttp.get_http_version().encode("ascii")
-        chunked, length = self._framing(version)
+        llhttp = self._request_llhttp
+        version = _VERSIONS.get(llhttp.get_http_version()) or \
+            llhttp.get_http_version().encode("ascii")
+        # Most heads have no framing fields: no body, nothing to check.
+        chunked, length = self._framing(version) if self._special else (False, None)
         headers = self._headers
         method = llhttp.get_method()
         upgrade = llhttp.should_upgrade() or method == b"CONNECT"
