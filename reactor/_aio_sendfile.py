@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from deferred import Deferred, Failure
+from reactor._malloc import raise_mmap_threshold
 from reactor.error import ConnectionLost
 from reactor.tcp import HIGH_WATER
 
@@ -126,6 +127,9 @@ class FileSending:
         to drain below its low-water mark whenever it passes the high one."""
         from reactor.sendfile import CHUNK_SIZE
 
+        # Several chunks in flight at once: keep their memory in the heap, or
+        # glibc trims and refaults it for every chunk (page faults dominated).
+        raise_mmap_threshold(4 * CHUNK_SIZE)
         fd = job.file if isinstance(job.file, int) else job.file.fileno()
         transport = self._transport
         offset, remaining, sent = job.offset, job.count, 0

@@ -40,6 +40,7 @@ import stat
 from typing import Any
 
 from deferred import Deferred, Failure
+from reactor._malloc import raise_mmap_threshold
 from reactor.error import ConnectionLost
 
 __all__ = ["CHUNK_SIZE", "canSendFile", "sendFile"]
@@ -158,6 +159,9 @@ class _ReadLoop:
 
     def start(self) -> Deferred[int]:
         """Begin, or wait behind a read loop already running on the transport."""
+        # Chunks come and go by the megabyte: keep them in the heap, or glibc
+        # trims and refaults the memory for every chunk (see reactor._malloc).
+        raise_mmap_threshold(4 * CHUNK_SIZE)
         running = getattr(getattr(self.transport, "write", None), "__self__", None)
         if isinstance(running, _ReadLoop) and not running.done:
             running.held.append(self)
