@@ -44,6 +44,7 @@ SANS_IO = [
     "protocols/http/_params.py",
     "protocols/http/cookies.py",
     "protocols/http/forms.py",
+    "protocols/xmlrpc/_marshal.py",
     "protocols/_buffer.py",
 ]
 

@@ -187,7 +187,7 @@ async def request(method: str | bytes, url: str | bytes, *,
         import reactor as reactor_module
 
         reactor = reactor_module.getReactor()
-    from .client import _BytesProducer
+    from .client import BytesBodyProducer
 
     method_b = method.encode("ascii") if isinstance(method, str) else method
     url_b = url.encode("utf-8") if isinstance(url, str) else url
@@ -197,7 +197,7 @@ async def request(method: str | bytes, url: str | bytes, *,
         body = jsonlib.dumps(json).encode("utf-8")
         if not sent.hasHeader(b"content-type"):
             sent.setRawHeaders(b"Content-Type", [b"application/json"])
-    producer = _BytesProducer(body) if body is not None else None
+    producer = BytesBodyProducer(body) if body is not None else None
 
     current: list[Deferred[Any]] = []
     timed_out = False

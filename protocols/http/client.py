@@ -85,6 +85,7 @@ __all__ = [
     "URI",
     "Agent",
     "BrowserLikeRedirectAgent",
+    "BytesBodyProducer",
     "ConnectTimeoutError",
     "ContentDecoderAgent",
     "DecompressionLimitError",
@@ -490,8 +491,13 @@ class FileBodyProducer:
                 pass
 
 
-class _BytesProducer:
-    """A body held in memory; written in one go (the transport buffers it)."""
+class BytesBodyProducer:
+    """A request body held in memory, written in one go (``length`` is known).
+
+    Example:
+        >>> BytesBodyProducer(b"payload").length
+        7
+    """
 
     def __init__(self, data: bytes) -> None:
         self._data = data
@@ -510,6 +516,6 @@ class _BytesProducer:
     def stopProducing(self) -> None:
         """See :meth:`pauseProducing`."""
 
-    def replay(self) -> _BytesProducer:
+    def replay(self) -> BytesBodyProducer:
         """A fresh producer of the same body (to resend it after a 307/308)."""
-        return _BytesProducer(self._data)
+        return BytesBodyProducer(self._data)
