@@ -11,5 +11,6 @@ SUITES: dict[str, str] = {
     "deferred": "benchmarks.deferred_suite",
     "echo": "benchmarks.echo_suite",
     "http": "benchmarks.http_suite",
-    # Later: "xmlrpc", "ftp" -> benchmarks.<name>_suite
+    "xmlrpc": "benchmarks.xmlrpc_suite",
+    # Later: "ftp" -> benchmarks.<name>_suite
 }

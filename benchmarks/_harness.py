@@ -295,3 +295,21 @@ def machine_info() -> dict[str, Any]:
 def command_line() -> str:
     """The shell command that repeats this run (argv[0] under -m is a file path)."""
     return shlex.join([sys.executable, "-m", "benchmarks", *sys.argv[1:]])
+
+
+def engines_from_env(variable: str, defaults: Sequence[str], known: Sequence[str]) -> list[str]:
+    """The engines named in ``$variable`` (comma-separated), else ``defaults``.
+
+    Raises:
+        Unavailable: the variable names an engine not in ``known``.
+    """
+    chosen = os.environ.get(variable, "").strip()
+    if not chosen:
+        return list(defaults)
+    names = [name.strip() for name in chosen.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise Unavailable(
+            f"{variable} names unknown engines {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    return list(dict.fromkeys(names))

@@ -51,7 +51,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import Options, Unavailable
+from benchmarks._harness import Options, Unavailable, engines_from_env
 from benchmarks.echo_servers import ENGINES as SERVER_ENGINES
 from benchmarks.echo_servers import (
     BenchError,
@@ -344,17 +344,7 @@ def measure(engine: str, client: Path, w: Workload) -> Sample:
 
 def selected_engines() -> list[str]:
     """The default engines, or those named in ``$TORSION_ECHO_ENGINES``."""
-    chosen = os.environ.get(ENGINES_ENV, "").strip()
-    if not chosen:
-        return list(DEFAULT_ENGINES)
-    names = [name.strip() for name in chosen.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SERVER_ENGINES]
-    if unknown:
-        raise Unavailable(
-            f"{ENGINES_ENV} names unknown engines {', '.join(unknown)}; "
-            f"known: {', '.join(SERVER_ENGINES)}"
-        )
-    return list(dict.fromkeys(names))
+    return engines_from_env(ENGINES_ENV, DEFAULT_ENGINES, list(SERVER_ENGINES))
 
 
 def _ratios(

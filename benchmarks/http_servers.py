@@ -313,7 +313,7 @@ SERVER_START_TIMEOUT = 30.0
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _child_setup(cpu: int | None) -> Callable[[], None]:
+def child_setup(cpu: int | None) -> Callable[[], None]:
     """What the child runs between fork and exec: pin it, tie its life to ours."""
 
     def setup() -> None:
@@ -421,7 +421,7 @@ def _start_nginx(path: Path, cpu: int | None, tmp: Path) -> tuple[subprocess.Pop
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
-        preexec_fn=_child_setup(cpu),
+        preexec_fn=child_setup(cpu),
     )
     return proc, port
 
@@ -484,7 +484,7 @@ def _start_python(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
-            preexec_fn=_child_setup(cpu),
+            preexec_fn=child_setup(cpu),
         )
     return proc
 

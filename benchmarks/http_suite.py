@@ -52,7 +52,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import Options, Unavailable
+from benchmarks._harness import Options, engines_from_env
 from benchmarks.echo_servers import BenchError, EngineUnavailable, pin
 from benchmarks.echo_suite import cpu_pair, server_cpu_seconds
 from benchmarks.http_servers import ALL_ENGINES, HELLO, PATHS, Server, nginx_binary
@@ -364,17 +364,7 @@ def static_file() -> Iterator[tuple[Path, bytes]]:
 
 def selected_engines() -> list[str]:
     """The default engines, or those named in ``$TORSION_HTTP_ENGINES``."""
-    chosen = os.environ.get(ENGINES_ENV, "").strip()
-    if not chosen:
-        return list(DEFAULT_ENGINES)
-    names = [name.strip() for name in chosen.split(",") if name.strip()]
-    unknown = [name for name in names if name not in ALL_ENGINES]
-    if unknown:
-        raise Unavailable(
-            f"{ENGINES_ENV} names unknown engines {', '.join(unknown)}; "
-            f"known: {', '.join(ALL_ENGINES)}"
-        )
-    return list(dict.fromkeys(names))
+    return engines_from_env(ENGINES_ENV, DEFAULT_ENGINES, ALL_ENGINES)
 
 
 # --- ratios and targets -------------------------------------------------------------
