@@ -45,6 +45,8 @@ SANS_IO = [
     "protocols/http/cookies.py",
     "protocols/http/forms.py",
     "protocols/xmlrpc/_marshal.py",
+    "protocols/ftp/_client_parsing.py",
+    "protocols/ftp/commands.py",
     "protocols/_buffer.py",
 ]
 

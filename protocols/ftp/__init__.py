@@ -1,0 +1,23 @@
+"""FTP: the server (:mod:`protocols.ftp.server`), its sans-I/O command layer and
+filesystems, and the client (:mod:`protocols.ftp.client`)."""
+
+from .client import FTPClient, FTPCommandError, FTPEntry, FTPError, connectFTP
+from .commands import CommandError, format_reply, parse_command
+from .filesystem import FileInfo, IFilesystem, LocalFilesystem
+from .server import FTP, FTPFactory
+
+__all__ = [
+    "FTP",
+    "CommandError",
+    "FTPClient",
+    "FTPCommandError",
+    "FTPEntry",
+    "FTPError",
+    "FTPFactory",
+    "FileInfo",
+    "IFilesystem",
+    "LocalFilesystem",
+    "connectFTP",
+    "format_reply",
+    "parse_command",
+]
