@@ -360,7 +360,7 @@ def test_run_error_in_user_code_shows_its_traceback(app: Path) -> None:
      "torsion echo: error: argument -p/--port: must be a port number (0-65535), got 'http'"),
     (["echo", "--bogus"], 2, "unrecognized arguments: --bogus"),
     (["ehco"], 2, "torsion: error: argument SERVICE: invalid choice: 'ehco'"),
-    ([], 2, "torsion: error: choose a service (chargen, daytime, discard, echo, qotd, run"),
+    ([], 2, "torsion: error: choose a service (chargen, daytime, discard, echo, ftp, qotd, run"),
     (["run", "pidapp:factory"], 2,
      "torsion run: error: run has no standard port: give --port or --listen"),
     (["run", "nosuchmodule:factory", "--port", "0"], 2,
