@@ -12,13 +12,10 @@ import argparse
 import ftplib
 import io
 import os
-import queue
 import re
-import signal
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,65 +23,25 @@ import pytest
 
 from protocols.ftp.cli import ftp
 from protocols.ftp.users import UsersFile
+from tests.console import TIMEOUT, ConsoleServer
 
 TORSION = str(Path(sys.executable).parent / "torsion")
 BACKENDS = ["select", "asyncio", "uvloop"]
-TIMEOUT = 30.0
-LISTENING = re.compile(r"listening on tcp:127\.0\.0\.1:(\d+) \(reactor: (\w+)\)$")
 LOCAL = ["--port", "0", "--interface", "127.0.0.1"]
 
 
-class Server:
-    """A ``torsion ftp`` process: its first stdout line gives the port."""
+class Server(ConsoleServer):
+    """A ``torsion ftp`` process."""
 
     def __init__(self, args: list[str]) -> None:
-        self.process = subprocess.Popen(
-            [TORSION, "ftp", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        self._threads = [threading.Thread(target=self._pump_out, daemon=True),
-                         threading.Thread(target=self._pump_err, daemon=True)]
-        for thread in self._threads:
-            thread.start()
-        line = self._lines.get(timeout=TIMEOUT)
-        if line is None:
-            self.process.wait(timeout=TIMEOUT)
-            self._threads[1].join(timeout=TIMEOUT)
-            raise AssertionError(f"exited {self.process.returncode}: {self.stderr}")
-        match = LISTENING.search(line)
-        assert match, f"not a start-up line: {line!r}"
-        self.port = int(match.group(1))
-        self.backend = match.group(2)
-
-    def _pump_out(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    def _pump_err(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.stderr.append(line.rstrip("\n"))
+        super().__init__([TORSION, "ftp", *args])
+        self.backend = self.match.group(2)
 
     def connect(self) -> ftplib.FTP:
         """A connected (not logged in) ftplib client."""
         client = ftplib.FTP(timeout=TIMEOUT)
         client.connect("127.0.0.1", self.port)
         return client
-
-    def stop(self) -> None:
-        """SIGTERM, and check the graceful exit."""
-        self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(timeout=TIMEOUT) == 0, self.stderr
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=TIMEOUT)
-        for thread in self._threads:
-            thread.join(timeout=TIMEOUT)
 
 
 @pytest.fixture

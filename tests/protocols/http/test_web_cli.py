@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import queue
 import re
-import signal
 import socket
 import ssl
 import subprocess
 import sys
 import textwrap
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -30,6 +27,7 @@ import trustme
 
 from protocols.http.web import load_object, parse_size, web
 from reactor.cli import UsageError, build_parser
+from tests.console import ConsoleServer
 
 REPO = Path(__file__).resolve().parents[3]
 TORSION = str(Path(sys.executable).parent / "torsion")
@@ -41,55 +39,8 @@ EXAMPLE_LISTENING = re.compile(r"^serving on http://127\.0\.0\.1:(\d+)/$")
 LOCAL = ["--port", "0", "--interface", "127.0.0.1"]
 
 
-class Server:
-    """A server process: its first stdout line gives the port; stderr is kept."""
-
-    def __init__(self, command: list[str], cwd: Path, pattern: re.Pattern[str]) -> None:
-        self.process = subprocess.Popen(
-            command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._stderr: list[str] = []
-        self._threads = [
-            threading.Thread(target=self._pump_out, daemon=True),
-            threading.Thread(target=self._pump_err, daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-        line = self._lines.get(timeout=TIMEOUT)
-        if line is None:
-            self.process.wait(timeout=TIMEOUT)
-            self._threads[1].join(timeout=TIMEOUT)
-            raise AssertionError(f"exited {self.process.returncode}: {self._stderr}")
-        match = pattern.search(line)
-        assert match, f"not a start-up line: {line!r}"
-        self.port = int(match.group(1))
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def _pump_out(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    def _pump_err(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self._stderr.append(line.rstrip("\n"))
-
-    def stop(self) -> list[str]:
-        """SIGTERM, check the graceful exit, and return everything on stderr."""
-        self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(timeout=TIMEOUT) == 0, self._stderr
-        self._threads[1].join(timeout=TIMEOUT)
-        return self._stderr
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=TIMEOUT)
-        for thread in self._threads:
-            thread.join(timeout=TIMEOUT)
+class Server(ConsoleServer):
+    """A ``torsion web`` (or example) process."""
 
 
 @pytest.fixture

@@ -8,14 +8,11 @@ process is killed in a ``finally`` (``start`` fixture).
 
 from __future__ import annotations
 
-import queue
 import re
-import signal
 import ssl
 import subprocess
 import sys
 import textwrap
-import threading
 import xmlrpc.client
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +24,7 @@ import trustme
 from protocols.xmlrpc.cli import public_callables
 from protocols.xmlrpc.cli import xmlrpc as service_object
 from reactor.cli import UsageError, build_parser
+from tests.console import ConsoleServer
 
 TORSION = str(Path(sys.executable).parent / "torsion")
 BACKENDS = ["select", "asyncio", "uvloop"]
@@ -97,58 +95,16 @@ SERVICE = textwrap.dedent('''\
     ''')
 
 
-class Server:
-    """A ``torsion xmlrpc`` process: its first stdout line gives the port."""
+class Server(ConsoleServer):
+    """A ``torsion xmlrpc`` process."""
 
     def __init__(self, command: list[str], cwd: Path) -> None:
-        self.process = subprocess.Popen(
-            command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._stderr: list[str] = []
-        self._threads = [threading.Thread(target=self._pump_out, daemon=True),
-                         threading.Thread(target=self._pump_err, daemon=True)]
-        for thread in self._threads:
-            thread.start()
-        line = self._lines.get(timeout=TIMEOUT)
-        if line is None:
-            self.process.wait(timeout=TIMEOUT)
-            self._threads[1].join(timeout=TIMEOUT)
-            raise AssertionError(f"exited {self.process.returncode}: {self._stderr}")
-        match = LISTENING.search(line)
-        assert match, f"not a start-up line: {line!r}"
-        self.port = int(match.group(1))
-        self.reactor = match.group(2)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def _pump_out(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    def _pump_err(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self._stderr.append(line.rstrip("\n"))
+        super().__init__(command, cwd, LISTENING)
+        self.reactor = self.match.group(2)
 
     def proxy(self, path: str = "/RPC2", **kwargs: Any) -> xmlrpc.client.ServerProxy:
         """A stdlib client for ``path`` on this server."""
         return xmlrpc.client.ServerProxy(self.url + path, **kwargs)
-
-    def stop(self) -> list[str]:
-        """SIGTERM, check the graceful exit, and return everything on stderr."""
-        self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(timeout=TIMEOUT) == 0, self._stderr
-        self._threads[1].join(timeout=TIMEOUT)
-        return self._stderr
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=TIMEOUT)
-        for thread in self._threads:
-            thread.join(timeout=TIMEOUT)
 
 
 @pytest.fixture
