@@ -20,6 +20,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from deferred import Deferred, Failure, ensureDeferred, fail, succeed
 from reactor.error import ConnectionDone
+from reactor.sendfile import sendFile
 
 from .body import BodyError, BodyStream, FileSender
 from .forms import FormError, parse_urlencoded
@@ -424,7 +425,6 @@ class Request:
                 and _can_send_file(transport)):
             # reactor.sendfile picks os.sendfile where it can and otherwise
             # its own read loop, sized for the transport (uvloop, TLS).
-            from reactor.sendfile import sendFile
 
             def sent(n: int) -> None:
                 self.sentLength += n
@@ -656,14 +656,8 @@ def _escape(value: bytes) -> str:
 
 
 def _can_send_file(transport: Any) -> bool:
-    """Whether ``reactor.sendfile`` carries a transfer on ``transport``.
-
-    Always, where it exists: it chooses os.sendfile or its own read loop.
-    The request's own read loop (:class:`~protocols.http.body.FileSender`) remains for bodies it
-    cannot carry (chunked or encoded); tests switch this off to exercise it.
-    """
-    try:
-        import reactor.sendfile  # noqa: F401
-    except ImportError:  # pragma: no cover - reactor.sendfile ships with torsion
-        return False
+    """Whether ``reactor.sendfile`` carries a transfer on ``transport``: always (it
+    picks os.sendfile or its own read loop). The request's read loop
+    (:class:`~protocols.http.body.FileSender`) remains for bodies it cannot carry
+    (chunked or encoded); tests switch this off to exercise that loop."""
     return True
