@@ -76,6 +76,7 @@ __all__ = [
     "connectProtocol",
     "describe",
     "serverFromString",
+    "server_context",
 ]
 
 def serverFromString(reactor: Any, description: str) -> Any:
@@ -108,7 +109,7 @@ def serverFromString(reactor: Any, description: str) -> Any:
         raise ValueError("ssl needs certKey=CERT.pem (and privateKey=KEY.pem unless the "
                          "key is in the same file), as in "
                          "'ssl:8443:certKey=cert.pem:privateKey=key.pem'")
-    context = _server_context(certKey, p.get("privateKey") or certKey,
+    context = server_context(certKey, p.get("privateKey") or certKey,
                               p.get("extraCertChain"), p.get("dhParameters"))
     return SSL4ServerEndpoint(reactor, p["port"], context, p["backlog"], p["interface"])
 
@@ -150,9 +151,15 @@ def _load_error(what: str, path: str, e: Exception) -> ValueError:
     return ValueError(f"can't load {what} {path!r}: {reason}")
 
 
-def _server_context(certKey: str, privateKey: str, extraCertChain: str | None,
-                    dhParameters: str | None) -> ssl.SSLContext:
-    """A server SSLContext from PEM files (loaded now, so a bad file is reported early)."""
+def server_context(certKey: str, privateKey: str | None = None,
+                   extraCertChain: str | None = None,
+                   dhParameters: str | None = None) -> ssl.SSLContext:
+    """A server SSLContext from PEM files (loaded now, so a bad file is reported early).
+
+    The same context an ``ssl:`` endpoint string builds: ``server_context("cert.pem",
+    "key.pem")``; the key may be in the certificate's file (``privateKey`` None).
+    """
+    privateKey = privateKey or certKey
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         if extraCertChain is None:

@@ -41,6 +41,7 @@ __all__ = [
     "ConnectionDone",
     "ConnectionLost",
     "ConnectionRefusedError",
+    "ConnectionTruncated",
     "DNSLookupError",
     "InvalidAddressError",
     "MessageLengthError",
@@ -288,6 +289,17 @@ class ConnectionLost(_Described, ConnectionClosed):
     """The connection to the other side was lost in a non-clean fashion."""
 
     MESSAGE = "Connection to the other side was lost in a non-clean fashion"
+
+
+class ConnectionTruncated(ConnectionLost):
+    """A TLS connection's TCP closed without the peer's close_notify.
+
+    The data received may have been cut short by someone between the peers;
+    a protocol that frames its own data (HTTP with Content-Length, FTP after
+    an upload) may decide it was a normal end anyway.
+    """
+
+    MESSAGE = "the peer closed the connection without a TLS close_notify"
 
 
 class ConnectionAborted(ConnectionLost):

@@ -31,8 +31,9 @@ Choices, and why:
   and waits (at most ``SHUTDOWN_TIMEOUT``) for the peer's before closing TCP,
   so a peer still sending is not answered with a RST that destroys data in
   flight. ``ConnectionDone`` when TLS was closed cleanly by either side; a TCP
-  close without close_notify (maybe a truncation) is ``ConnectionLost``
-  saying so. No half-close over TLS.
+  close without close_notify (maybe a truncation) is ``ConnectionTruncated``
+  (a ``ConnectionLost``); ``closeNotifyReceived`` says whether the peer's
+  close_notify arrived, whatever TCP reported after it. No half-close over TLS.
 - **startTLS** keeps the protocol object and replaces its ``transport`` with
   the ``TLSConnection``. Whoever else holds the TCP transport must not write
   to it any more: that would put plaintext in the middle of the TLS stream.
@@ -50,7 +51,13 @@ from functools import cache
 from typing import Any
 
 from deferred import Failure
-from reactor.error import ConnectError, ConnectionAborted, ConnectionDone, ConnectionLost
+from reactor.error import (
+    ConnectError,
+    ConnectionAborted,
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionTruncated,
+)
 
 __all__ = [
     "SHUTDOWN_TIMEOUT",
@@ -192,8 +199,7 @@ class TLSConnection:
         elif not reason.check(ConnectionDone) or self._close_received or self._close_sent:
             final = reason
         else:
-            final = Failure(ConnectionLost(
-                "the peer closed the connection without a TLS close_notify"))
+            final = Failure(ConnectionTruncated())
         self.lost_reason = final
         producer, self.producer = self.producer, None
         if producer is not None and not self._producer_on_raw:
@@ -511,6 +517,11 @@ class TLSConnection:
         self._shutdown_call = self._resume_call = None
 
     # -- what the handshake settled, and the TCP transport's knobs --------------------
+
+    @property
+    def closeNotifyReceived(self) -> bool:
+        """Whether the peer's TLS close_notify arrived (it meant to stop sending)."""
+        return self._close_received
 
     def getPeerCertificate(self) -> dict[str, Any] | None:
         """The peer's certificate as ``ssl.SSLObject.getpeercert()`` gives it.

@@ -16,7 +16,13 @@ import trustme
 from deferred import Deferred, race
 from protocols import Factory, Protocol
 from reactor import tls as tls_module
-from reactor.error import ConnectError, ConnectionAborted, ConnectionDone, ConnectionLost
+from reactor.error import (
+    ConnectError,
+    ConnectionAborted,
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionTruncated,
+)
 from reactor.tls import TLSConnection, as_context
 from tests.reactor.conftest import (
     Echo,
@@ -178,6 +184,7 @@ async def test_tcp_close_without_close_notify_is_ConnectionLost(
     await _in_thread(reactor, client)
     await server_saw
     reason = await server.lost
+    assert reason.check(ConnectionTruncated)  # a ConnectionLost, saying why
     assert reason.check(ConnectionLost)
     assert "close_notify" in reason.failure.getErrorMessage()
     await port.stopListening()
