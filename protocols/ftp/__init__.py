@@ -5,10 +5,12 @@ from .client import FTPClient, FTPCommandError, FTPEntry, FTPError, connectFTP
 from .commands import CommandError, format_reply, parse_command
 from .filesystem import FileInfo, IFilesystem, LocalFilesystem
 from .server import FTP, FTPFactory
+from .users import FTPAvatar, UsersFile
 
 __all__ = [
     "FTP",
     "CommandError",
+    "FTPAvatar",
     "FTPClient",
     "FTPCommandError",
     "FTPEntry",
@@ -17,6 +19,7 @@ __all__ = [
     "FileInfo",
     "IFilesystem",
     "LocalFilesystem",
+    "UsersFile",
     "connectFTP",
     "format_reply",
     "parse_command",

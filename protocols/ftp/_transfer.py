@@ -1,8 +1,9 @@
 """The FTP server's data-connection commands: PORT/EPRT/PASV/EPSV, listings, RETR, STOR, ABOR.
 
 A mixin of :class:`protocols.ftp.server.FTP`, kept apart so that each
-module stays small. Downloads go through ``reactor.sendfile.sendFile``
-(zero-copy where the backend allows, flow-controlled always); uploads go to
+module stays small. Binary downloads go through ``reactor.sendfile.sendFile``
+(zero-copy where the backend allows, flow-controlled always); TYPE A and
+throttled ones, and listings, through a ``_streams.ChunkSender``; uploads go to
 a temporary file renamed into place only when the transfer completed, and
 an aborted or failed upload is discarded before its data connection closes.
 """
@@ -11,14 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from deferred import CancelledError, Deferred, Failure, succeed
 from deferred import TimeoutError as DeferredTimeout
-from reactor.sendfile import sendFile
 
+from ._ports import NoFreePort
+from ._streams import ChunkSender, lineChunks, sendData, wrapUpload
 from .commands import CommandError, format_epsv, format_pasv, parse_eprt, parse_port
 from .data import ActiveConnector, DataChannel, DataProtocol, PassiveListener, UploadSink
 from .filesystem import FileInfo, IFilesystem, IUpload, formatFacts, formatListLine
@@ -69,12 +72,15 @@ class TransferCommands:
     restOffset: int
     epsvAll: bool
     disconnected: bool
+    binary: bool
     permissions: frozenset[str]
 
     @property
     def filesystem(self) -> IFilesystem:
-        """The factory's filesystem."""
-        fs: IFilesystem = self.factory.filesystem
+        """The session's filesystem: the user's home, or the factory's."""
+        fs: IFilesystem | None = getattr(self, "sessionFilesystem", None)
+        if fs is None:
+            fs = self.factory.filesystem
         return fs
 
     def reply(self, code: int, text: str) -> None:
@@ -88,12 +94,23 @@ class TransferCommands:
     def _next(self) -> None:
         raise NotImplementedError
 
+    def _dataContext(self) -> Any:
+        """The TLS context of new data connections (PROT P; see ``_tls``), or None."""
+        return None
+
     def _listen(self) -> PassiveListener:
         if self.passive is not None:
             self.passive.close()
         self.passive = None
         host = self.transport.getHost().host
-        listener = PassiveListener(self.factory.reactor, host, self.transport.getPeer().host)
+        try:
+            listener = PassiveListener(self.factory.reactor, host,
+                                       self.transport.getPeer().host,
+                                       self.factory.passivePorts)
+        except NoFreePort:
+            log.warning("FTP: no free passive port in %s", self.factory.passivePorts)
+            raise CommandError(425, "Can't open data connection: no free port.") from None
+        listener.tls = self._dataContext()
         self.passive = listener
         return listener
 
@@ -114,6 +131,7 @@ class TransferCommands:
             self.passive.close()
         self.passive = ActiveConnector(self.factory.reactor, host, port,
                                        self.factory.dataTimeout)
+        self.passive.tls = self._dataContext()
 
     def ftp_PORT(self, arg: str) -> None:
         """Active mode (IPv4): the server will connect to the client."""
@@ -206,15 +224,20 @@ class TransferCommands:
 
         return aborted.addCallback(answer)
 
-    def _sendLines(self, lines: list[str]) -> Deferred[None]:
+    def _sendLines(self, lines: Iterable[str]) -> Deferred[None]:
         transfer, connected = self._startTransfer()
         self.reply(150, "Here comes the listing.")
-        data = "".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape")
 
         def send(protocol: DataProtocol) -> Deferred[None]:
-            protocol.transport.write(data)
-            protocol.transport.loseConnection()
-            return protocol.closed
+            # Lines are formatted as the connection takes them: a directory of a
+            # million entries is never one string in memory.
+            sender = ChunkSender(protocol.transport, lineChunks(lines), self.factory.reactor,
+                                 self.factory.writeLimit)
+
+            def sent(_: int) -> Deferred[None]:
+                protocol.transport.loseConnection()
+                return protocol.closed
+            return sender.start().addCallback(sent)
 
         connected.addCallback(send).addCallbacks(
             lambda _: self._endTransfer(transfer, 226, "Transfer complete."),
@@ -234,7 +257,7 @@ class TransferCommands:
             return succeed([info])
 
         return self.filesystem.stat(path).addCallback(got).addCallback(
-            lambda infos: self._sendLines([format(info) for info in infos]))
+            lambda infos: self._sendLines(format(info) for info in infos))
 
     def ftp_LIST(self, arg: str) -> Deferred[None]:
         """``ls -l`` style listing over the data connection."""
@@ -258,7 +281,7 @@ class TransferCommands:
 
         return self.filesystem.stat(path).addCallback(got).addCallback(
             lambda infos: self._sendLines(
-                [formatFacts(info, self.permissions) for info in infos]))
+                self._facts(info) for info in infos))
 
     def ftp_RETR(self, arg: str) -> Deferred[None]:
         """Send a file, from the REST offset, with sendfile where possible."""
@@ -276,14 +299,17 @@ class TransferCommands:
                 raise CommandError(554, "Restart offset beyond the end of the file.")
             transfer, connected = self._startTransfer()
             transfer.file = file
-            self.reply(150, f"Opening BINARY mode data connection ({size - offset} bytes).")
+            mode = "BINARY" if self.binary else "ASCII"
+            self.reply(150, f"Opening {mode} mode data connection ({size - offset} bytes).")
 
             def send(protocol: DataProtocol) -> Deferred[None]:
                 def sent(_: int) -> Deferred[None]:
                     protocol.transport.loseConnection()
                     return protocol.closed
-                return sendFile(protocol.transport, file, offset, size - offset).addCallback(
-                    sent)
+                # sendfile (zero-copy) for binary, unthrottled transfers.
+                return sendData(protocol.transport, file, offset, size - offset,
+                                self.factory.reactor, ascii=not self.binary,
+                                limit=self.factory.writeLimit).addCallback(sent)
 
             connected.addCallback(send).addCallbacks(
                 lambda _: self._endTransfer(transfer, 226, "Transfer complete."),
@@ -291,20 +317,26 @@ class TransferCommands:
 
         return self.filesystem.openForReading(self.path(arg)).addCallback(opened)
 
-    def _store(self, arg: str, append: bool) -> Deferred[None]:
+    def _store(self, arg: str, append: bool, offset: int = 0,
+               unique: bool = False) -> Deferred[None]:
         if self.passive is None:
             raise CommandError(425, "Use PORT, EPRT, PASV or EPSV first.")
 
-        def opened(upload: IUpload) -> None:
+        def opened(result: tuple[str, IUpload]) -> None:
+            preface, raw = result
             if self.disconnected or self.passive is None:
-                upload.abort()
+                raw.abort()
                 return
+            upload = wrapUpload(raw, self.factory.reactor, ascii=not self.binary,
+                                limit=self.factory.readLimit)
             transfer, connected = self._startTransfer()
             transfer.upload = upload
-            self.reply(150, "Ready to receive the data.")
+            self.reply(150, preface)
 
             def receive(protocol: DataProtocol) -> Deferred[None]:
-                sink = transfer.sink = UploadSink(upload, protocol.transport)
+                # A throttled upload keeps a smaller backlog: about a second's worth.
+                backlog = min(1 << 20, max(self.factory.readLimit or 1 << 20, 1 << 14))
+                sink = transfer.sink = UploadSink(upload, protocol.transport, backlog)
                 protocol.attach(sink)
                 return protocol.closed.addCallback(lambda _: sink.drain())
 
@@ -327,15 +359,50 @@ class TransferCommands:
                 lambda _: self._endTransfer(transfer, 226, "Transfer complete."),
                 lambda f: self._endTransfer(transfer, *_transferError(f)))
 
-        return self.filesystem.openForWriting(self.path(arg), append).addCallback(opened)
+        opening: Deferred[tuple[str, IUpload]]
+        if unique:
+            opening = self.filesystem.openUnique(self.path(arg or "file")).addCallback(
+                lambda chosen: (f"FILE: {posixpath.basename(chosen[0])}", chosen[1]))
+        else:
+            opening = self.filesystem.openForWriting(self.path(arg), append, offset).addCallback(
+                lambda upload: ("Ready to receive the data.", upload))
+        return opening.addCallback(opened)
 
     def ftp_STOR(self, arg: str) -> Deferred[None]:
-        """Receive a file; it replaces the old one only once complete."""
-        if self.restOffset:
-            self.restOffset = 0
-            raise CommandError(554, "REST is supported for RETR only.")
-        return self._store(arg, append=False)
+        """Receive a file; it replaces the old one only once complete.
+
+        After ``REST n`` the upload resumes in place instead: the file (at
+        least n bytes long, else 554) is written from byte n and cut where the
+        upload ends, complete or not, so the client can resume again from
+        ``SIZE``. The offset counts bytes of the file, in TYPE A too.
+        """
+        offset, self.restOffset = self.restOffset, 0
+        d = self._store(arg, append=False, offset=offset)
+
+        def beyond(failure: Failure) -> None:
+            failure.trap(ValueError)
+            raise CommandError(554, "Restart offset beyond the end of the file.")
+
+        return d.addErrback(beyond) if offset else d
 
     def ftp_APPE(self, arg: str) -> Deferred[None]:
-        """Receive bytes appended to a file."""
+        """Receive bytes appended to a file (REST before it is refused: 554)."""
+        if self.restOffset:
+            self.restOffset = 0
+            raise CommandError(554, "REST is not allowed with APPE, which always appends.")
         return self._store(arg, append=True)
+
+    def ftp_STOU(self, arg: str) -> Deferred[None]:
+        """Receive a file under a new name (``150 FILE: name``, RFC 1123 4.1.2.9).
+
+        The name is the argument if no file has it, else the argument (or
+        ``file``) with a random suffix.
+        """
+        if self.restOffset:
+            self.restOffset = 0
+            raise CommandError(554, "REST is not allowed with STOU.")
+        return self._store(arg, append=False, unique=True)
+
+    def _facts(self, info: FileInfo, name: str | None = None) -> str:
+        """An MLSD/MLST line with the facts the client selected (OPTS MLST)."""
+        return formatFacts(info, self.permissions, name, getattr(self, "mlstFacts", None))

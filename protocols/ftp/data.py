@@ -12,13 +12,15 @@ pauses the connection while its backlog is above a bound.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from deferred import Deferred, Failure
 from protocols.base import ClientFactory, Factory, Protocol, connectionDone
-from reactor.error import ConnectionDone
+from reactor.error import ConnectionDone, ConnectionTruncated
 
+from ._ports import listenInRange
+from .commands import CommandError
 from .filesystem import IUpload
 
 __all__ = ["ActiveConnector", "DataChannel", "DataProtocol", "PassiveListener", "UploadSink"]
@@ -113,23 +115,44 @@ class DataProtocol(Protocol):
     """One data connection. Reading starts paused; see :meth:`attach`.
 
     Args:
-        made: Called from ``connectionMade``.
+        made: Called once the connection is ready: from ``connectionMade``,
+            or with ``tls`` once the TLS handshake is done (or has failed:
+            :attr:`closed` has then failed with a 522 ``CommandError``).
+        tls: A server ``ssl.SSLContext`` under PROT P: the client starts a
+            TLS handshake on the new connection (RFC 4217 7, whichever side
+            opened it), and no byte is sent or delivered before it is done.
 
     Attributes:
         closed: Fires with None when the connection closes cleanly, or
             errbacks with the reason when it is lost otherwise.
+        failure: Why a PROT P connection never became ready (its TLS
+            handshake failed), else None.
     """
 
     transport: Any
 
-    def __init__(self, made: Callable[[], None] | None = None) -> None:
+    def __init__(self, made: Callable[[], None] | None = None, tls: Any = None) -> None:
         self.made = made
+        self.tls = tls
+        self.secured = False
+        self.failure: Failure | None = None
         self.closed: Deferred[None] = Deferred()
         self.sink: UploadSink | None = None
         self.lost = False
 
     def connectionMade(self) -> None:
-        """Hold incoming bytes in the kernel until a sink is attached."""
+        """Hold incoming bytes in the kernel until a sink is attached (TLS: start it)."""
+        if self.tls is not None:
+            # Not paused: the handshake must be read. Ready in handshakeCompleted.
+            self.transport = self.transport.startTLS(self.tls, server_side=True)
+            return
+        self.transport.pauseProducing()
+        if self.made is not None:
+            self.made()
+
+    def handshakeCompleted(self) -> None:
+        """PROT P: TLS is up; hold incoming bytes until a sink is attached, as without."""
+        self.secured = True
         self.transport.pauseProducing()
         if self.made is not None:
             self.made()
@@ -148,10 +171,41 @@ class DataProtocol(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Fire :attr:`closed`."""
         self.lost = True
-        if reason.check(ConnectionDone):
+        if self.tls is not None and not self.secured:
+            # The handshake failed: the transfer fails with 522 (RFC 4217) now,
+            # not at the data timeout; the listener hands over this failure.
+            log.info("TLS on an FTP data connection failed: %s", reason.getErrorMessage())
+            self.failure = Failure(CommandError(
+                522, "TLS negotiation on the data connection failed."))
+            self.closed.errback(self.failure)
+            self.closed.addErrback(lambda _: None)  # reported through the listener
+            if self.made is not None:
+                self.made()
+            return
+        if reason.check(ConnectionDone) or (self.secured and _tlsEnded(self.transport, reason)):
             self.closed.callback(None)
         else:
             self.closed.errback(reason)
+
+
+def _tlsEnded(transport: Any, reason: Failure) -> bool:
+    # Whether a PROT P connection lost with ``reason`` ended where the peer
+    # meant it to. Yes once its close_notify arrived, whatever TCP said next
+    # (lftp closes right after sending it, so answering it meets EPIPE).
+    if getattr(transport, "closeNotifyReceived", False):
+        return True
+    # Yes too for a TCP close without close_notify, which some clients send
+    # at the end of an upload: taken as the end, like vsftpd's default
+    # (strict_ssl_read_eof=NO).
+    return bool(reason.check(ConnectionTruncated))
+
+
+def _deliver(d: Deferred[DataProtocol], protocol: DataProtocol) -> None:
+    # The connection, or why it never became one (a failed PROT P handshake).
+    if protocol.failure is not None:
+        d.errback(protocol.failure)
+    else:
+        d.callback(protocol)
 
 
 class _DataFactory(Factory[DataProtocol]):
@@ -169,15 +223,26 @@ class PassiveListener:
         reactor: The reactor to listen with.
         interface: The local address to listen on.
         peer_host: The only address a connection is accepted from.
+        ports: The ports to choose from (a free one, see
+            :func:`~protocols.ftp._ports.listenInRange`); None: any free port.
+
+    Raises:
+        NoFreePort: every port of ``ports`` is in use.
+
+    Attributes:
+        tls: The server ``ssl.SSLContext`` the connection uses (PROT P), or
+            None for a clear one; set before the client connects.
     """
 
-    def __init__(self, reactor: Any, interface: str, peer_host: str) -> None:
+    def __init__(self, reactor: Any, interface: str, peer_host: str,
+                 ports: Sequence[int] | None = None) -> None:
         self.peer_host = peer_host
+        self.tls: Any = None
         self._reactor = reactor
         self.protocol: DataProtocol | None = None
         self.connected = False
         self._waiting: Deferred[DataProtocol] | None = None
-        self._port: Any = reactor.listenTCP(0, _DataFactory(self), interface=interface)
+        self._port: Any = listenInRange(reactor, _DataFactory(self), interface, ports)
         self.port: int = self._port.getHost().port
 
     def _accept(self, addr: Any) -> DataProtocol | None:
@@ -187,7 +252,7 @@ class PassiveListener:
             log.warning("FTP data connection from %s refused: the control connection is "
                         "from %s", getattr(addr, "host", addr), self.peer_host)
             return None
-        self.protocol = DataProtocol(self._made)
+        self.protocol = DataProtocol(self._made, self.tls)
         # Not from inside the accept loop that is calling us: it would go on
         # accepting on the closed socket.
         self._reactor.callLater(0, self.stop)
@@ -199,13 +264,13 @@ class PassiveListener:
         if self._waiting is not None:
             waiting, self._waiting = self._waiting, None
             assert self.protocol is not None
-            waiting.callback(self.protocol)
+            _deliver(waiting, self.protocol)
 
     def connection(self) -> Deferred[DataProtocol]:
         """The data connection, now or once it is made."""
         d: Deferred[DataProtocol] = Deferred()
         if self.protocol is not None and self.connected:
-            d.callback(self.protocol)
+            _deliver(d, self.protocol)
         else:
             self._waiting = d
         return d
@@ -232,7 +297,7 @@ class _ActiveFactory(ClientFactory[DataProtocol]):
         self.owner = connector
 
     def buildProtocol(self, addr: Any) -> DataProtocol | None:
-        protocol = self.owner.protocol = DataProtocol(self.owner._made)
+        protocol = self.owner.protocol = DataProtocol(self.owner._made, self.owner.tls)
         return protocol
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
@@ -250,10 +315,15 @@ class ActiveConnector:
         host: The client's address.
         port: The client's port.
         timeout: Seconds to wait for the connection.
+
+    Attributes:
+        tls: As for :class:`PassiveListener` (the server takes TLS's server
+            side here too).
     """
 
     def __init__(self, reactor: Any, host: str, port: int, timeout: float) -> None:
         self.host = host
+        self.tls: Any = None
         self.port = port
         self.protocol: DataProtocol | None = None
         self.connected = False
@@ -275,7 +345,7 @@ class ActiveConnector:
         self.connected = True
         waiting, self._waiting = self._waiting, None
         if waiting is not None and self.protocol is not None:
-            waiting.callback(self.protocol)
+            _deliver(waiting, self.protocol)
 
     def _failed(self, reason: Failure) -> None:
         waiting, self._waiting = self._waiting, None

@@ -10,26 +10,35 @@ Example::
 
 Commands are parsed and checked by :mod:`protocols.ftp.commands`, files come
 from an :class:`~protocols.ftp.filesystem.IFilesystem` (whose calls return
-Deferreds), the data-connection commands live in :mod:`protocols.ftp._transfer`;
-transfers are passive (PASV, EPSV) or active (PORT, EPRT to the client only).
-Commands run one at a time, in order; while a transfer runs, ABOR, STAT,
-NOOP and QUIT are still answered. Downloads go through ``reactor.sendfile.sendFile`` (zero-copy
-where the backend allows, flow-controlled always); uploads go to a temporary
-file renamed into place only when the transfer completed.
+Deferreds), the data-connection commands live in :mod:`protocols.ftp._transfer`,
+REIN/SITE/MFMT/OPTS MLST/STAT path in :mod:`protocols.ftp._extra`;
+transfers are passive (PASV, EPSV; optionally in a port range) or active
+(PORT, EPRT to the client only). Commands run one at a time, in order; while a
+transfer runs, ABOR, STAT, NOOP and QUIT are still answered, and a client
+pipelining more than ``maxPendingCommands`` is not read from until they drain.
+Binary downloads go through ``reactor.sendfile.sendFile`` (zero-copy where the
+backend allows, flow-controlled always), TYPE A and throttled ones through a
+chunked producer; uploads go to a temporary file renamed into place only when
+the transfer completed. A checker may answer an
+:class:`~protocols.ftp.users.FTPAvatar`: the user's home becomes their ``/``,
+and its permissions replace the factory's.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from deferred import Deferred, Failure, maybeDeferred, succeed
 from protocols.base import Factory, Protocol, connectionDone
 from protocols.policies import TimeoutMixin
 
+from ._extra import ExtraCommands
+from ._tls import TLSCommands
 from ._transfer import TransferCommands, _describe, _Transfer
 from .commands import (
     COMMANDS,
@@ -46,9 +55,10 @@ from .filesystem import (
     FileInfo,
     IFilesystem,
     LocalFilesystem,
-    formatFacts,
+    homeFilesystem,
     resolvePath,
 )
+from .users import FTPAvatar
 
 __all__ = ["ALL_PERMISSIONS", "FTP", "FTPFactory"]
 
@@ -59,13 +69,15 @@ ALL_PERMISSIONS = frozenset({"read", "write", "delete", "rename", "mkdir"})
 _ANONYMOUS_NAMES = ("anonymous", "ftp")
 # Commands between REST and the transfer that do not cancel the REST (clients
 # send PASV or TYPE after REST as often as before it).
-_KEEP_REST = frozenset({"REST", "RETR", "STOR", "APPE", "STAT", "NOOP", "PASV", "EPSV", "PORT",
-                        "EPRT", "TYPE"})
+_KEEP_REST = frozenset({"REST", "RETR", "STOR", "APPE", "STOU", "STAT", "NOOP", "PASV", "EPSV",
+                        "PORT", "EPRT", "TYPE"})
 _DURING_TRANSFER = frozenset({"ABOR", "STAT", "NOOP", "QUIT"})
-_FEATURES = ("EPSV", "MDTM", "MLST type*;size*;modify*;perm*;unique*;", "PASV",
+_FEATURES = ("EPSV", "MDTM", "PASV",
              "REST STREAM", "SIZE", "TVFS", "UTF8")
 
-Checker = Callable[[str, str], "bool | Deferred[bool]"]
+#: ``check(user, password)``: True or an :class:`~protocols.ftp.users.FTPAvatar`
+#: (now or through a Deferred) logs the user in; anything else refuses them.
+Checker = Callable[[str, str], "bool | FTPAvatar | Deferred[Any] | None"]
 
 
 def _quote(path: str) -> str:
@@ -73,7 +85,7 @@ def _quote(path: str) -> str:
     return path.replace('"', '""')
 
 
-class FTP(TransferCommands, TimeoutMixin, Protocol):
+class FTP(ExtraCommands, TLSCommands, TransferCommands, TimeoutMixin, Protocol):
     """One FTP control connection (built by :class:`FTPFactory`).
 
     A session silent for the factory's ``idleTimeout`` (a transfer running
@@ -90,6 +102,8 @@ class FTP(TransferCommands, TimeoutMixin, Protocol):
         self.user: str | None = None
         self.loggedIn = False
         self.permissions: frozenset[str] = frozenset()
+        # The logged-in user's filesystem when it is not the factory's (a home).
+        self.sessionFilesystem: IFilesystem | None = None
         self.failedLogins = 0
         self.cwd = "/"
         self.restOffset = 0
@@ -97,12 +111,23 @@ class FTP(TransferCommands, TimeoutMixin, Protocol):
         self.passive: DataChannel | None = None
         self.transfer: _Transfer | None = None
         self.disconnected = False
+        # Why buildProtocol refused this connection (a connection limit), or None.
+        self.refusal: str | None = None
+        self.peerHost: str | None = None
+        self.readPaused = False
         self.epsvAll = False
+        # TYPE A (RFC 959's default): newlines converted; TYPE I: bytes as they are.
+        self.binary = False
 
     # -- the control connection ------------------------------------------------------
 
     def connectionMade(self) -> None:
-        """Greet, and start the idle timer."""
+        """Greet, and start the idle timer (or refuse: 421, over a connection limit)."""
+        if self.refusal is not None:
+            self.reply(421, self.refusal)
+            self.disconnected = True  # nothing more is read or answered
+            self.transport.loseConnection()
+            return
         self.clock = self.factory.reactor
         self.setTimeout(self.factory.idleTimeout)
         self.reply(220, self.factory.greeting)
@@ -135,6 +160,11 @@ class FTP(TransferCommands, TimeoutMixin, Protocol):
                     self._run(command)
                     continue
             self.queue.append(line)
+        if len(self.queue) >= self.factory.maxPendingCommands and not self.readPaused:
+            # A client this far ahead of the replies waits: no more is read until
+            # the queue drains, so the queue stays bounded (bar one read's lines).
+            self.readPaused = True
+            self.transport.pauseProducing()
         self._next()
 
     def _next(self) -> None:
@@ -142,6 +172,9 @@ class FTP(TransferCommands, TimeoutMixin, Protocol):
             if self.transfer is not None:
                 return  # the rest waits until the transfer ends
             line = self.queue.pop(0)
+            if self.readPaused and len(self.queue) <= self.factory.maxPendingCommands // 2:
+                self.readPaused = False
+                self.transport.resumeProducing()
             if line is TOO_LONG:
                 self.reply(500, "Command line too long.")
                 continue
@@ -176,6 +209,7 @@ class FTP(TransferCommands, TimeoutMixin, Protocol):
                 self.renameFrom = None  # RNTO must come right after RNFR
             perms = self.permissions if self.loggedIn else None
             check_command(command, self.loggedIn, perms)
+            self._checkSecurity(command.name)
             if command.name not in _KEEP_REST:
                 self.restOffset = 0
             handler = getattr(self, "ftp_" + command.name)
@@ -230,12 +264,35 @@ class FTP(TransferCommands, TimeoutMixin, Protocol):
             if ok is True:
                 self._login(user, self.factory.permissions)
                 return succeed(None)
+            if isinstance(ok, FTPAvatar):
+                return self._loginAvatar(user, ok)
             return self._loginFailed()
 
         result: Deferred[Any] = maybeDeferred(checker, user, arg)
         return result.addCallback(checked)
 
-    def _login(self, user: str, permissions: frozenset[str]) -> None:
+    def _loginAvatar(self, user: str, avatar: FTPAvatar) -> Deferred[None]:
+        # A checker's avatar: its home becomes the session's "/".
+        permissions = self.factory.permissions if avatar.permissions is None \
+            else frozenset(avatar.permissions)
+        if avatar.home is None:
+            self._login(user, permissions)
+            return succeed(None)
+
+        def rooted(filesystem: IFilesystem) -> None:
+            self._login(user, permissions, filesystem)
+
+        def unusable(failure: Failure) -> Deferred[None]:
+            log.error("FTP user %s: home directory %r is unusable: %s", user, avatar.home,
+                      failure.getErrorMessage())
+            return self._loginFailed()
+
+        d = self.factory.filesystemFor(avatar)
+        return d.addCallbacks(rooted, unusable)
+
+    def _login(self, user: str, permissions: frozenset[str],
+               filesystem: IFilesystem | None = None) -> None:
+        self.sessionFilesystem = filesystem
         self.loggedIn = True
         self.user = user
         self.permissions = permissions
@@ -272,11 +329,15 @@ class FTP(TransferCommands, TimeoutMixin, Protocol):
 
     def ftp_FEAT(self, arg: str) -> None:
         """List the extensions (RFC 2389)."""
-        self.reply(211, "\n".join(["Features:", *(" " + f for f in _FEATURES), "End"]))
+        features = sorted([*_FEATURES, *self._tlsFeatures(), *self._extraFeatures()])
+        self.reply(211, "\n".join(["Features:", *(" " + f for f in features), "End"]))
 
     def ftp_OPTS(self, arg: str) -> None:
-        """Accept ``OPTS UTF8 ON`` (names are always UTF-8 here)."""
-        if arg.upper().split() in (["UTF8", "ON"], ["UTF8"]):
+        """Accept ``OPTS UTF8 ON`` (names are always UTF-8 here) and ``OPTS MLST facts``."""
+        name, _, rest = arg.partition(" ")
+        if name.upper() == "MLST":
+            self._optsMlst(rest)
+        elif arg.upper().split() in (["UTF8", "ON"], ["UTF8"]):
             self.reply(200, "Always in UTF8 mode.")
         else:
             raise CommandError(501, "Unsupported option.")
@@ -295,19 +356,23 @@ class FTP(TransferCommands, TimeoutMixin, Protocol):
         self.reply(214, "\n".join(["The following commands are recognized:", *rows,
                                    "Help OK."]))
 
-    def ftp_STAT(self, arg: str) -> None:
-        """Report the session's state."""
+    def ftp_STAT(self, arg: str) -> Deferred[None] | None:
+        """Report the session's state; with a path, list it (see ``_extra``)."""
+        if arg:
+            return self._statPath(arg)
         state = "transferring" if self.transfer is not None else "idle"
         who = self.user if self.loggedIn else "not logged in"
         self.reply(211, "\n".join(["Torsion FTP server status:", f" User: {who}",
                                    f" Working directory: {self.cwd}",
                                    f" Data connection: {state}", "End of status."]))
+        return None
 
     def ftp_TYPE(self, arg: str) -> None:
-        """Accept TYPE A and I (both transfer the bytes unchanged)."""
+        """TYPE A (CRLF newlines on the wire, LF in files) or I (bytes unchanged)."""
         kind = arg.upper().replace(" ", "")
         if kind in ("A", "AN", "L8", "I"):
-            self.reply(200, f"Type set to {kind[0] if kind != 'L8' else 'I'}.")
+            self.binary = kind in ("L8", "I")
+            self.reply(200, f"Type set to {'I' if self.binary else 'A'}.")
         else:
             raise CommandError(504, "Type not supported.")
 
@@ -405,7 +470,14 @@ class FTP(TransferCommands, TimeoutMixin, Protocol):
             lambda _: self.reply(250, "Renamed."))
 
     def ftp_SIZE(self, arg: str) -> Deferred[None]:
-        """The size of a file."""
+        """The size of a file, in TYPE I only.
+
+        In TYPE A the size would be the converted one (RFC 3659 4), which only
+        reading the whole file can tell: refused with 550, as pyftpdlib does.
+        """
+        if not self.binary:
+            raise CommandError(550, "SIZE not allowed in ASCII mode.")
+
         def sized(info: FileInfo) -> None:
             if info.isDirectory:
                 raise CommandError(550, "Not a regular file.")
@@ -425,7 +497,7 @@ class FTP(TransferCommands, TimeoutMixin, Protocol):
         path = self.path(arg or ".")
 
         def facts(info: FileInfo) -> None:
-            line = formatFacts(info, self.permissions, name=path)
+            line = self._facts(info, name=path)
             self.reply(250, "\n".join([f"Listing {path}", " " + line, "End."]))
 
         return self.filesystem.stat(path).addCallback(facts)
@@ -436,10 +508,14 @@ class FTPFactory(Factory[FTP]):
     Args:
         filesystem: An :class:`IFilesystem`, or a directory to serve with
             :class:`LocalFilesystem`.
-        checker: ``check(user, password) -> bool | Deferred[bool]``; None
-            accepts no user (only anonymous, if allowed).
+        checker: ``check(user, password)``, answering (now or through a
+            Deferred) True to log the user in with the defaults, an
+            :class:`~protocols.ftp.users.FTPAvatar` to log them in with its
+            home and permissions, anything else to refuse; None accepts no
+            user (only anonymous, if allowed).
         anonymous: Allow ``anonymous``/``ftp`` logins, read-only.
-        permissions: What checked users may do (all by default).
+        permissions: What checked users may do (all by default) unless their
+            avatar says otherwise.
         greeting: The 220 greeting's text.
         failedLoginDelay: Seconds before a failed login is answered.
         maxLoginAttempts: Failed logins after which the connection is closed.
@@ -447,6 +523,21 @@ class FTPFactory(Factory[FTP]):
         idleTimeout: Seconds of silence on the control connection (no
             transfer running) after which the session is closed; None: never.
         masquerade: The IPv4 address a PASV reply announces (behind NAT).
+        tlsContext: A server ``ssl.SSLContext`` (certificate loaded) for
+            explicit FTPS: AUTH TLS, PBSZ, PROT (see ``protocols.ftp._tls``).
+            Implicit FTPS needs none: serve the factory on an ``ssl:``
+            endpoint, whose certificate the data connections then use too.
+        requireTLS: Refuse USER and PASS (530) on a clear control connection.
+        requireProtectedData: Refuse transfers (521) unless PROT P is in force.
+        passivePorts: The ports passive data connections listen on (a free
+            one is picked from a random start; 425 when all are in use), e.g.
+            ``range(60000, 60101)``; None: any free port.
+        maxConnections: Sessions at once; one more gets 421 and is closed.
+        maxConnectionsPerIP: Sessions at once from one client address.
+        readLimit: Upload bytes per second, per data connection; None: no limit.
+        writeLimit: Download bytes per second, per data connection; None: no limit.
+        maxPendingCommands: Commands a client may pipeline ahead of the
+            replies before the server stops reading from it until they drain.
         reactor: The reactor for listening, timers and threads (the
             installed one by default).
     """
@@ -460,6 +551,12 @@ class FTPFactory(Factory[FTP]):
                  failedLoginDelay: float = 1.0, maxLoginAttempts: int = 3,
                  dataTimeout: float = 30.0, idleTimeout: float | None = 600.0,
                  masquerade: str | None = None,
+                 tlsContext: ssl.SSLContext | None = None, requireTLS: bool = False,
+                 requireProtectedData: bool = False,
+                 passivePorts: Sequence[int] | None = None,
+                 maxConnections: int | None = None, maxConnectionsPerIP: int | None = None,
+                 readLimit: int | None = None, writeLimit: int | None = None,
+                 maxPendingCommands: int = 32,
                  reactor: Any = None) -> None:
         if isinstance(filesystem, (str, os.PathLike)):
             filesystem = LocalFilesystem(filesystem, reactor)
@@ -474,6 +571,15 @@ class FTPFactory(Factory[FTP]):
         self.dataTimeout = dataTimeout
         self.idleTimeout = idleTimeout
         self.masquerade = masquerade
+        self.tlsContext = tlsContext
+        self.requireTLS = requireTLS
+        self.requireProtectedData = requireProtectedData
+        self.passivePorts = passivePorts
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerIP = maxConnectionsPerIP
+        self.readLimit = readLimit
+        self.writeLimit = writeLimit
+        self.maxPendingCommands = maxPendingCommands
         self._reactor = reactor
         self.sessions: set[FTP] = set()
 
@@ -485,9 +591,35 @@ class FTPFactory(Factory[FTP]):
             return reactor.getReactor()
         return self._reactor
 
+    def filesystemFor(self, avatar: FTPAvatar) -> Deferred[IFilesystem]:
+        """The filesystem a user with ``avatar`` sees: rooted at their home.
+
+        The home is a directory of the served tree (see
+        :func:`~protocols.ftp.filesystem.homePath`); it becomes the user's ``/``.
+        A failing Deferred (no such directory, a ``..``, a link out of the
+        root) refuses the login. Override to map users to filesystems otherwise.
+        """
+        if avatar.home is None:
+            return succeed(self.filesystem)
+        return homeFilesystem(self.filesystem, avatar.home)
+
     def buildProtocol(self, addr: Any) -> FTP | None:
-        """A new session."""
+        """A new session, or over a connection limit one that answers 421 and closes.
+
+        The limits are ``maxConnections`` and ``maxConnectionsPerIP`` (pyftpdlib's
+        ``max_cons`` and ``max_cons_per_ip``); a refused connection is not a session.
+        """
         protocol = FTP()
         protocol.factory = self
-        self.sessions.add(protocol)
+        protocol.peerHost = host = getattr(addr, "host", None)
+        if self.maxConnections is not None and len(self.sessions) >= self.maxConnections:
+            protocol.refusal = "Too many connections, try again later."
+        elif self.maxConnectionsPerIP is not None and sum(
+                1 for s in self.sessions if s.peerHost == host) >= self.maxConnectionsPerIP:
+            protocol.refusal = "Too many connections from your address."
+        if protocol.refusal is not None:
+            # info, not warning: a connection storm must not become a log storm.
+            log.info("FTP connection from %s refused: %s", host, protocol.refusal)
+        else:
+            self.sessions.add(protocol)
         return protocol

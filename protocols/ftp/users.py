@@ -4,15 +4,26 @@ The file is text, one user per line::
 
     # comments and blank lines are ignored
     alice:scrypt$16384$8$1$<salt, base64>$<hash, base64>
-    bob:scrypt$16384$8$1$<salt, base64>$<hash, base64>:/srv/ftp/bob
+    bob:scrypt$16384$8$1$<salt, base64>$<hash, base64>:/bob
+    carol:scrypt$16384$8$1$<salt, base64>$<hash, base64>:/shared:perms=read,write,mkdir
+    dave:scrypt$16384$8$1$<salt, base64>$<hash, base64>::perms=read
 
-Each line is ``NAME:HASH`` with an optional ``:HOME`` after it. ``HASH`` is
-``scrypt$N$r$p$SALT$KEY``: the scrypt cost parameters, then the salt and the
-derived key in standard base64 (``hashlib.scrypt``, the password encoded as
-UTF-8). ``NAME`` holds no ``:`` and no whitespace; ``HOME`` is everything after
-the second ``:`` (so it may hold colons). Write entries with :func:`add_user`
-(or ``torsion ftp --users FILE --add-user NAME``), which keeps the file mode
-0600 and replaces it atomically.
+Each line is ``NAME:HASH``, then optionally ``:HOME``, then optionally
+``:perms=LIST``. ``HASH`` is ``scrypt$N$r$p$SALT$KEY``: the scrypt cost
+parameters, then the salt and the derived key in standard base64
+(``hashlib.scrypt``, the password encoded as UTF-8). ``NAME`` holds no ``:``
+and no whitespace. ``HOME`` is everything after the second ``:`` up to a
+final ``:perms=...`` field (so it may hold colons, but cannot end in
+``:perms=...``); how the server maps it onto the served tree is said in
+:func:`protocols.ftp.filesystem.homeFilesystem` (in short: a path inside the
+served root, which becomes the user's ``/``). ``LIST`` is a comma-separated
+list of :data:`PERMISSIONS` names (``read``, ``write``, ``delete``,
+``rename``, ``mkdir``), or ``all``; an empty list allows nothing. A user
+without a ``perms`` field gets the server's default (read-only, or
+everything with ``torsion ftp --writable``). Files written before the
+``perms`` field existed read exactly as before. Write entries with
+:func:`add_user` (or ``torsion ftp --users FILE --add-user NAME``), which
+keeps the file mode 0600 and replaces it atomically.
 
 :class:`UsersFile` checks passwords against such a file; its ``check`` is a
 checker for :class:`~protocols.ftp.server.FTPFactory`::
@@ -22,7 +33,9 @@ checker for :class:`~protocols.ftp.server.FTPFactory`::
 
 ``check`` blocks for the length of one scrypt (tens of milliseconds with the
 default cost): :meth:`UsersFile.deferredCheck` runs it on the reactor's
-thread pool instead, which is what ``torsion ftp`` uses.
+thread pool instead. :meth:`UsersFile.deferredLogin` does the same but
+answers with an :class:`FTPAvatar` carrying the user's home and permissions
+(None for a failed login): that is the checker ``torsion ftp`` uses.
 """
 
 from __future__ import annotations
@@ -39,8 +52,9 @@ from dataclasses import dataclass
 
 from deferred import Deferred
 
-__all__ = ["DEFAULT_N", "DEFAULT_P", "DEFAULT_R", "UserEntry", "UsersFile", "add_user",
-           "hash_password", "parse_users", "verify_password"]
+__all__ = ["DEFAULT_N", "DEFAULT_P", "DEFAULT_R", "PERMISSIONS", "FTPAvatar", "UserEntry",
+           "UsersFile", "add_user", "format_permissions", "hash_password",
+           "parse_permissions", "parse_users", "verify_password"]
 
 log = logging.getLogger("protocols.ftp")
 
@@ -58,6 +72,54 @@ _MAX_N = 2 ** 20
 _MAX_R = 32
 _MAX_P = 16
 
+#: Every permission a user can be given.
+PERMISSIONS = frozenset({"read", "write", "delete", "rename", "mkdir"})
+_PERMS_PREFIX = "perms="
+
+
+@dataclass(frozen=True)
+class FTPAvatar:
+    """A logged-in user as a checker describes them to the FTP server.
+
+    A checker returning one of these (instead of True) logs the user in with
+    this home and these permissions; a field left None takes the server's
+    default (the served root; the factory's ``permissions``).
+
+    Attributes:
+        home: The user's home in the served tree (it becomes their ``/``), or None.
+        permissions: What the user may do (names from :data:`PERMISSIONS`), or None.
+    """
+
+    home: str | None = None
+    permissions: frozenset[str] | None = None
+
+
+def parse_permissions(text: str) -> frozenset[str]:
+    """The permissions a comma-separated list names (``all`` is every one; empty is none).
+
+    Raises:
+        ValueError: an unknown name.
+
+    Example:
+        >>> sorted(parse_permissions("read, mkdir"))
+        ['mkdir', 'read']
+    """
+    names = {word.strip().lower() for word in text.split(",") if word.strip()}
+    if names == {"all"}:
+        return PERMISSIONS
+    unknown = names - PERMISSIONS
+    if unknown:
+        raise ValueError(f"unknown permission {sorted(unknown)[0]!r} (known: all, "
+                         f"{', '.join(sorted(PERMISSIONS))})")
+    return frozenset(names)
+
+
+def format_permissions(permissions: frozenset[str]) -> str:
+    """The comma-separated list :func:`parse_permissions` reads back (``all`` for all)."""
+    if permissions >= PERMISSIONS:
+        return "all"
+    return ",".join(sorted(permissions))
+
 
 @dataclass(frozen=True)
 class UserEntry:
@@ -67,16 +129,28 @@ class UserEntry:
         name: The login name.
         hash: The ``scrypt$N$r$p$SALT$KEY`` string.
         home: The user's home directory, or None for the served root.
+        permissions: The user's permissions, or None for the server's default.
     """
 
     name: str
     hash: str
     home: str | None = None
+    permissions: frozenset[str] | None = None
 
     def line(self) -> str:
         """The entry as a line of the file (without the newline)."""
         text = f"{self.name}:{self.hash}"
-        return text if self.home is None else f"{text}:{self.home}"
+        if self.home is not None:
+            text = f"{text}:{self.home}"
+        if self.permissions is not None:
+            if self.home is None:
+                text += ":"
+            text = f"{text}:{_PERMS_PREFIX}{format_permissions(self.permissions)}"
+        return text
+
+    def avatar(self) -> FTPAvatar:
+        """What the server needs to know of this user once logged in."""
+        return FTPAvatar(self.home, self.permissions)
 
 
 def _check_name(name: str) -> None:
@@ -168,17 +242,25 @@ def parse_users(text: str, source: str = "<users>") -> dict[str, UserEntry]:
         fields = line.split(":", 2)
         try:
             if len(fields) < 2:
-                raise ValueError("expected NAME:HASH[:HOME]")
+                raise ValueError("expected NAME:HASH[:HOME][:perms=LIST]")
             name, hashed = fields[0], fields[1]
             _check_name(name)
             _parse_hash(hashed)
             if name in entries:
                 raise ValueError(f"user {name!r} appears twice")
+            home, permissions = _split_extra(fields[2] if len(fields) == 3 else "")
         except ValueError as e:
             raise ValueError(f"{source}, line {number}: {e}") from None
-        home = fields[2] if len(fields) == 3 and fields[2] else None
-        entries[name] = UserEntry(name, hashed, home)
+        entries[name] = UserEntry(name, hashed, home, permissions)
     return entries
+
+
+def _split_extra(text: str) -> tuple[str | None, frozenset[str] | None]:
+    # What follows NAME:HASH: "HOME", "HOME:perms=LIST", ":perms=LIST" or "perms=LIST".
+    head, _, tail = text.rpartition(":")
+    if tail.startswith(_PERMS_PREFIX):
+        return head or None, parse_permissions(tail[len(_PERMS_PREFIX):])
+    return text or None, None
 
 
 class UsersFile:
@@ -244,10 +326,32 @@ class UsersFile:
         d: Deferred[bool] = reactor.deferToThread(self.check, user, password)
         return d
 
+    def login(self, user: str, password: str) -> FTPAvatar | None:
+        """``user``'s :class:`FTPAvatar` if ``password`` is theirs, else None (blocking)."""
+        # One lookup for the hash and the avatar: a reload in between cannot mix
+        # an old password with a new home.
+        entry = self._current().get(user)
+        if entry is None:
+            verify_password(password, self._dummy)
+            return None
+        return entry.avatar() if verify_password(password, entry.hash) else None
+
+    def deferredLogin(self, user: str, password: str) -> Deferred[FTPAvatar | None]:
+        """:meth:`login` on the installed reactor's thread pool: a checker for the server."""
+        import reactor
+
+        d: Deferred[FTPAvatar | None] = reactor.deferToThread(self.login, user, password)
+        return d
+
     def home(self, user: str) -> str | None:
         """The home directory the file gives ``user``, or None (the served root)."""
         entry = self.entries.get(user)
         return None if entry is None else entry.home
+
+    def permissions(self, user: str) -> frozenset[str] | None:
+        """The permissions the file gives ``user``, or None (the server's default)."""
+        entry = self.entries.get(user)
+        return None if entry is None else entry.permissions
 
     def __repr__(self) -> str:
         return f"<UsersFile {self.path!r}: {len(self.entries)} users>"
@@ -255,13 +359,14 @@ class UsersFile:
 
 def add_user(path: str | os.PathLike[str], name: str, password: str,
              home: str | None = None, n: int = DEFAULT_N, r: int = DEFAULT_R,
-             p: int = DEFAULT_P) -> bool:
+             p: int = DEFAULT_P, permissions: frozenset[str] | None = None) -> bool:
     """Write ``name``'s entry into the users file at ``path``: added, or updated in place.
 
     Other lines (comments included) are kept as they are. An updated entry
-    keeps its home unless ``home`` is given. The new file is written beside
-    the old one with mode 0600 and renamed over it, so a reader sees either
-    the old file or the new one, never a half-written one.
+    keeps its home and permissions unless ``home`` or ``permissions`` is
+    given. The new file is written beside the old one with mode 0600 and
+    renamed over it, so a reader sees either the old file or the new one,
+    never a half-written one.
 
     Returns:
         True when the user was added, False when an entry was updated.
@@ -273,6 +378,10 @@ def add_user(path: str | os.PathLike[str], name: str, password: str,
     _check_name(name)
     if home is not None and ("\n" in home or "\r" in home):
         raise ValueError("a home directory must be on one line")
+    if home is not None and home.rpartition(":")[2].startswith(_PERMS_PREFIX):
+        raise ValueError(f"a home directory cannot end in ':{_PERMS_PREFIX}...'")
+    if permissions is not None and not permissions <= PERMISSIONS:
+        raise ValueError(f"unknown permissions {sorted(permissions - PERMISSIONS)}")
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
@@ -283,7 +392,9 @@ def add_user(path: str | os.PathLike[str], name: str, password: str,
     old = existing.get(name)
     if home is None and old is not None:
         home = old.home
-    entry = UserEntry(name, hash_password(password, n, r, p), home)
+    if permissions is None and old is not None:
+        permissions = old.permissions
+    entry = UserEntry(name, hash_password(password, n, r, p), home, permissions)
     lines = text.splitlines()
     if old is None:
         lines.append(entry.line())

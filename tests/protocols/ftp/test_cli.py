@@ -123,6 +123,30 @@ def test_added_user_logs_in_and_uploads(start: Callable[..., Server], tree: Path
     server.stop()
 
 
+def test_added_user_with_a_home_and_permissions(start: Callable[..., Server], tree: Path,
+                                                tmp_path: Path) -> None:
+    users = tmp_path / "ftp-users"
+    done = torsion_ftp("--users", str(users), "--add-user", "carol", "--password", "pw",
+                       "--home", "docs", "--perms", "read,mkdir")
+    assert done.returncode == 0, done.stderr
+    # --writable would give everyone everything; carol's own list wins.
+    server = start("--root", str(tree), "--users", str(users), "--writable")
+    client = server.connect()
+    try:
+        assert client.login("carol", "pw").startswith("230")
+        assert client.pwd() == "/"
+        assert client.nlst() == ["data.bin"]  # docs/ is her /
+        client.mkd("mine")
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            client.storbinary("STOR up.bin", io.BytesIO(b"no write permission"))
+        client.quit()
+    finally:
+        client.close()
+    assert (tree / "docs" / "mine").is_dir()
+    assert not (tree / "docs" / "up.bin").exists()
+    server.stop()
+
+
 def test_wrong_password_and_unknown_user_get_530(start: Callable[..., Server], tree: Path,
                                                  tmp_path: Path) -> None:
     users = tmp_path / "ftp-users"
@@ -203,6 +227,9 @@ def test_add_user_updates_the_password(tmp_path: Path) -> None:
     (["--users", "{tmp}/u", "--add-user", "a:b", "--password", "x"], "user name"),
     (["--users", "{tmp}/u", "--add-user", "alice", "--password", ""], "must not be empty"),
     (["--root", "{tmp}", "--anonymous", "--password", "x"], "--password goes with"),
+    (["--root", "{tmp}", "--anonymous", "--home", "x"], "--home goes with"),
+    (["--users", "{tmp}/u", "--add-user", "alice", "--password", "x", "--perms", "fly"],
+     "--perms: unknown permission 'fly'"),
 ])
 def test_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "file").write_text("not a users file\n")
@@ -256,8 +283,8 @@ def test_build_options_reach_the_factory(tmp_path: Path) -> None:
     assert factory.filesystem.root == os.path.realpath(tmp_path)
 
 
-def test_home_fields_are_logged_as_unsupported(tmp_path: Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_home_directories_are_logged(tmp_path: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
     from protocols.ftp.users import add_user
 
     users = tmp_path / "u"

@@ -68,8 +68,8 @@ def test_bad_argument_bytes_are_501(line: bytes) -> None:
 
 @pytest.mark.parametrize(("command", "logged_in", "perms", "code"), [
     (Command("XYZ", ""), True, None, 500),
-    (Command("SITE", "CHMOD 777 x"), True, None, 502),
-    (Command("STOU", ""), True, None, 502),
+    (Command("SMNT", "/mnt"), True, None, 502),
+    (Command("ACCT", "x"), True, None, 502),
     (Command("RETR", "x"), False, None, 530),
     (Command("LIST", ""), False, None, 530),
     (Command("RETR", ""), True, None, 501),

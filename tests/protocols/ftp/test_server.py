@@ -10,6 +10,7 @@ import ftplib
 import hashlib
 import os
 import socket
+import stat
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -158,7 +159,7 @@ async def test_commands_before_login_get_530(reactor: Any, tmp_path: Path) -> No
 
 async def test_garbage_overlong_and_unknown_lines(reactor: Any, tmp_path: Path) -> None:
     lines = [b"\x00\x01\x02garbage\r\n", b"A" * 5000 + b"\r\n", b"XYZZY\r\n",
-             b"SITE CHMOD 777 x\r\n", b"USER\r\n", b"NOOP\n"]
+             b"ACCT x\r\n", b"USER\r\n", b"NOOP\n"]
     replies = await run(reactor, tmp_path, lambda n: raw_exchange(n, lines))
     assert [r[:3] for r in replies] == ["220", "500", "500", "500", "502", "501", "200"]
 
@@ -198,6 +199,7 @@ async def test_directories_rename_delete_size_mdtm(reactor: Any, tmp_path: Path)
 
     def client(number: int) -> list[str]:
         ftp = session(number)
+        ftp.voidcmd("TYPE I")  # SIZE is refused in TYPE A, the default
         out = [ftp.mkd("sub"), ftp.cwd("sub"), ftp.pwd(), ftp.mkd('q"uote'), ftp.sendcmd("CDUP"),
                ftp.pwd(), str(ftp.size("f.txt")), ftp.sendcmd("MDTM f.txt"),
                ftp.rename("f.txt", "sub/g.txt")]
@@ -320,31 +322,43 @@ async def test_rest_resumes_a_download_and_appe_appends(reactor: Any, tmp_path: 
             ftp.sendcmd("REST x")
         except ftplib.error_perm as e:
             bad = code_of(e)
-        ftp.sendcmd("REST 10")
-        try:
-            ftp.storbinary("STOR g.bin", _bytes_io(b"x"))
-        except ftplib.error_perm as e:
-            stor_rest = code_of(e)
+        refused = []
+        for command in ("STOR missing.bin", "APPE f.bin"):
+            ftp.sendcmd("REST 10")
+            try:
+                ftp.storbinary(command, _bytes_io(b"x"))
+            except ftplib.error_perm as e:
+                refused.append(code_of(e))
         ftp.quit()
-        return b"".join(chunks), bad, stor_rest
+        return b"".join(chunks), bad, refused
 
-    tail, bad, stor_rest = await run(reactor, tmp_path, client)
+    tail, bad, refused = await run(reactor, tmp_path, client)
     assert tail == data[1000:]
     assert (tmp_path / "f.bin").read_bytes() == data + b"more"
-    assert (bad, stor_rest) == ("501", "554")
+    # REST then STOR resumes an existing file only; REST then APPE is refused
+    assert (bad, refused) == ("501", ["550", "554"])
+    assert sorted(os.listdir(tmp_path)) == ["f.bin"]
 
 
 async def test_stor_replaces_an_existing_file(reactor: Any, tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"old")
+    os.chmod(tmp_path / "f", 0o640)
 
     def client(number: int) -> None:
         ftp = session(number)
         ftp.storbinary("STOR f", _bytes_io(b"new contents"))
+        ftp.storbinary("STOR g", _bytes_io(b"a new file"))
         ftp.quit()
 
     await run(reactor, tmp_path, client)
     assert (tmp_path / "f").read_bytes() == b"new contents"
-    assert os.listdir(tmp_path) == ["f"]
+    assert sorted(os.listdir(tmp_path)) == ["f", "g"]
+    # The replaced file keeps its mode; a new one gets what open(2) would
+    # give it (not the 0600 of the temporary file it was written to).
+    assert stat.S_IMODE(os.stat(tmp_path / "f").st_mode) == 0o640
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "g").st_mode) == 0o666 & ~umask
 
 
 async def test_reset_upload_leaves_the_old_file_and_no_litter(

@@ -205,3 +205,75 @@ def test_deferred_check_runs_on_the_thread_pool(tmp_path: Path, reactor: object)
         assert seen and seen[0] != main
 
     return d.addCallback(done)
+
+
+# -- per-user permissions and avatars --------------------------------------------------
+
+
+def test_parse_users_perms_field_is_optional_and_backward_compatible() -> None:
+    from protocols.ftp.users import PERMISSIONS
+
+    h = hash_password("a", n=N)
+    text = (f"old:{h}:/srv/ftp:odd/bob\n"       # an old line: HOME with a colon
+            f"homeperms:{h}:/alice:perms=read,mkdir\n"
+            f"permsonly:{h}::perms=all\n"
+            f"bare:{h}:perms=\n"                 # no home, nothing allowed
+            f"spaced:{h}:/x:perms=Read, write\n")
+    entries = parse_users(text)
+    assert (entries["old"].home, entries["old"].permissions) == ("/srv/ftp:odd/bob", None)
+    assert entries["homeperms"].home == "/alice"
+    assert entries["homeperms"].permissions == frozenset({"read", "mkdir"})
+    assert (entries["permsonly"].home, entries["permsonly"].permissions) == (None, PERMISSIONS)
+    assert (entries["bare"].home, entries["bare"].permissions) == (None, frozenset())
+    assert entries["spaced"].permissions == frozenset({"read", "write"})
+    # Each entry writes back to the line it came from (up to spelling of the list).
+    for entry in entries.values():
+        assert parse_users(entry.line())[entry.name] == entry
+
+
+def test_parse_users_refuses_unknown_permissions() -> None:
+    with pytest.raises(ValueError, match="line 1: unknown permission 'fly'"):
+        parse_users(f"a:{hash_password('a', n=N)}:/h:perms=read,fly\n")
+
+
+def test_add_user_writes_and_keeps_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "users"
+    add_user(path, "alice", "pw", home="/alice", permissions=frozenset({"read"}), n=N)
+    assert path.read_text().strip().endswith(":/alice:perms=read")
+    add_user(path, "alice", "new", n=N)  # a password change keeps home and permissions
+    users = UsersFile(path)
+    assert users.home("alice") == "/alice"
+    assert users.permissions("alice") == frozenset({"read"})
+    add_user(path, "bob", "pw", permissions=frozenset(), n=N)
+    assert UsersFile(path).entries["bob"].line().endswith("::perms=")
+    with pytest.raises(ValueError, match="unknown permissions"):
+        add_user(path, "carol", "pw", permissions=frozenset({"fly"}), n=N)
+    with pytest.raises(ValueError, match="cannot end in"):
+        add_user(path, "carol", "pw", home="/x:perms=all", n=N)
+    assert "carol" not in UsersFile(path).entries
+
+
+def test_login_answers_an_avatar_or_none(tmp_path: Path) -> None:
+    from protocols.ftp.users import FTPAvatar
+
+    path = tmp_path / "users"
+    add_user(path, "alice", "pw", home="/alice", permissions=frozenset({"read"}), n=N)
+    add_user(path, "bob", "pw", n=N)
+    users = UsersFile(path)
+    assert users.login("alice", "pw") == FTPAvatar("/alice", frozenset({"read"}))
+    assert users.login("bob", "pw") == FTPAvatar(None, None)
+    assert users.login("alice", "wrong") is None
+    assert users.login("nobody", "pw") is None
+
+
+def test_deferred_login_runs_on_the_thread_pool(reactor: object, tmp_path: Path) -> object:
+    from protocols.ftp.users import FTPAvatar
+
+    path = tmp_path / "users"
+    add_user(path, "alice", "pw", home="/a", n=N)
+    d = UsersFile(path).deferredLogin("alice", "pw")
+    return d.addCallback(lambda avatar: _equal(avatar, FTPAvatar("/a", None)))
+
+
+def _equal(got: object, expected: object) -> None:
+    assert got == expected
