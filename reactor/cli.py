@@ -30,6 +30,15 @@ What a user (or a script) may rely on:
 - Logs (stdlib ``logging``) go to stderr, as text or, with ``--log-format
   json``, one object per line: time, level, logger, message, pid, exc_info.
 
+A service that listens on nothing (``torsion bench``, a load generator) is a
+*command*: it has ``main(args) -> int`` instead of ``build``, gets none of the
+listening options, and its ``main`` runs without a reactor; its return value
+is the exit status and a ``ValueError`` it raises is a usage error (status 2).
+
+The soft limit on open files is raised to the hard limit at start-up (many
+systems default it to 1024, which caps a server near a thousand
+connections; the reactors use epoll, so nothing needs the low limit).
+
 ``--workers N`` runs a supervisor and N worker processes sharing the
 listening sockets (``SO_REUSEPORT``); see ``reactor._workers``.
 """
@@ -121,13 +130,19 @@ def load_services() -> dict[str, Any]:
             print(f"torsion: warning: can't load the service {entry.name!r} "
                   f"({entry.value}): {type(e).__name__}: {e}", file=sys.stderr)
             continue
-        missing = [a for a in ("help", "add_arguments", "build") if not hasattr(service, a)]
+        needed = ("help", "add_arguments", "main" if _is_command(service) else "build")
+        missing = [a for a in needed if not hasattr(service, a)]
         if missing:
             print(f"torsion: warning: the service {entry.name!r} ({entry.value}) has no "
                   f"{', '.join(missing)}; skipped", file=sys.stderr)
             continue
         services[entry.name] = service
     return services
+
+
+def _is_command(service: Any) -> bool:
+    # A command runs and exits (bench); a server service builds a factory.
+    return callable(getattr(service, "main", None))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -173,7 +188,8 @@ def build_parser(services: dict[str, Any]) -> argparse.ArgumentParser:
             description=textwrap.fill(getattr(service, "description", service.help), 79),
             epilog="examples:\n" + "".join(f"  {e}\n" for e in examples) if examples else None)
         service.add_arguments(sub)
-        _add_common_options(sub, service)
+        if not _is_command(service):
+            _add_common_options(sub, service)
     return parser
 
 
@@ -432,6 +448,23 @@ def _serve(prog: str, service: Any, args: argparse.Namespace, plan: list[_Planne
 # -- main -----------------------------------------------------------------------------------
 
 
+def _raise_open_files_limit() -> None:
+    # Soft to hard: a server should not stop accepting at ~1,000 connections
+    # because of a default meant for select(2) programs.
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        # An unlimited hard limit still has the kernel's ceiling (nr_open).
+        wanted = (1 << 20) if hard == resource.RLIM_INFINITY else hard
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (OSError, ValueError) as e:
+        log.debug("could not raise the open files limit: %s", e)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``torsion`` command; returns the exit status (see the module docstring)."""
     try:
@@ -453,6 +486,12 @@ def _main(argv: list[str]) -> int:
         raise UsageError("torsion", f"choose a service ({names}); 'torsion --help' explains")
     service = services[args.service]
     prog = f"torsion {args.service}"
+    _raise_open_files_limit()
+    if _is_command(service):
+        try:
+            return int(service.main(args))
+        except ValueError as e:
+            raise UsageError(prog, str(e)) from None
     configure_logging(args.log_level, args.log_format)
     worker = os.environ.pop(WORKER_ENV, None)
     if worker is not None:

@@ -360,7 +360,8 @@ def test_run_error_in_user_code_shows_its_traceback(app: Path) -> None:
      "torsion echo: error: argument -p/--port: must be a port number (0-65535), got 'http'"),
     (["echo", "--bogus"], 2, "unrecognized arguments: --bogus"),
     (["ehco"], 2, "torsion: error: argument SERVICE: invalid choice: 'ehco'"),
-    ([], 2, "torsion: error: choose a service (chargen, daytime, discard, echo, ftp, qotd, run"),
+    ([], 2, "torsion: error: choose a service (bench, chargen, daytime, discard, echo, ftp, "
+          "qotd, run"),
     (["run", "pidapp:factory"], 2,
      "torsion run: error: run has no standard port: give --port or --listen"),
     (["run", "nosuchmodule:factory", "--port", "0"], 2,
@@ -428,6 +429,47 @@ def test_services_come_from_entry_points() -> None:
         "echo": 7, "discard": 9, "chargen": 19, "qotd": 17, "daytime": 13, "time": 37}
     assert services["run"].default_port is None and not services["run"].udp
     build_parser(services)  # every service's options coexist with the common ones
+
+
+class _Countdown:
+    """A command service: it runs, prints and exits; it listens on nothing."""
+
+    help = "count down"
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("start", type=int)
+
+    def main(self, args: Any) -> int:
+        if args.start < 0:
+            raise ValueError("start must be 0 or more")
+        print(" ".join(str(n) for n in range(args.start, -1, -1)))
+        return 3
+
+
+def test_a_command_service_runs_without_listening_options(monkeypatch: Any,
+                                                          capsys: Any) -> None:
+    monkeypatch.setattr("reactor.cli.load_services", lambda: {"countdown": _Countdown()})
+    assert main(["countdown", "2"]) == 3  # its own exit status
+    assert capsys.readouterr().out == "2 1 0\n"
+    assert main(["countdown", "-1"]) == 2
+    assert capsys.readouterr().err == "torsion countdown: error: start must be 0 or more\n"
+    assert main(["countdown", "1", "--port", "5"]) == 2
+    assert "unrecognized arguments: --port 5" in capsys.readouterr().err
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_limit() -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = min(hard, 256) if hard != resource.RLIM_INFINITY else 256
+    code = ("import resource, sys; from reactor.cli import _raise_open_files_limit; "
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({lowered}, {hard})); "
+            "_raise_open_files_limit(); print(*resource.getrlimit(resource.RLIMIT_NOFILE))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    new_soft, new_hard = map(int, done.stdout.split())
+    assert new_hard == hard
+    assert new_soft == (hard if hard != resource.RLIM_INFINITY else 1 << 20)
 
 
 def test_permission_denied_suggests_a_high_port() -> None:
