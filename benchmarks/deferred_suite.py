@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from benchmarks._harness import (
+    TARGET_RATIO,
     TWISTED_MISSING,
     Case,
     Engine,
@@ -27,6 +28,7 @@ from benchmarks._harness import (
     describe,
     format_table,
     load_engine,
+    select_engines,
 )
 
 DESCRIPTION = "Deferred callbacks, errbacks, DeferredList/gather, inlineCallbacks, await"
@@ -216,20 +218,29 @@ CASES = [
 ]
 
 
-def _engines(options: Options) -> list[Engine]:
-    module = options.torsion_module or "deferred"
-    try:
-        engines = [load_engine("torsion", module, NAMES)]
-    except ImportError as exc:
-        raise Unavailable(
-            f"torsion's deferred package is not usable ({exc}). Run from the repository "
-            "root, or try the harness alone with --torsion-module twisted.internet.defer"
-        ) from exc
-    try:
-        engines.append(load_engine("twisted", "twisted.internet.defer", NAMES))
-    except ImportError:
-        pass  # reported by run(): torsion-only columns
-    return engines
+#: What ``--engines`` matches each engine by: torsion's Deferred is the same on every backend.
+TAGS = {"torsion": {"torsion", "select", "asyncio", "uvloop"}, "twisted": {"twisted"}}
+
+
+def _engines(options: Options) -> tuple[list[Engine], dict[str, str]]:
+    names, skipped = select_engines("deferred", list(TAGS), list(TAGS), options,
+                                    requires={"twisted": ("twisted",)}, tags=TAGS.__getitem__)
+    engines = []
+    if "torsion" in names:
+        module = options.torsion_module or "deferred"
+        try:
+            engines.append(load_engine("torsion", module, NAMES))
+        except ImportError as exc:
+            raise Unavailable(
+                f"torsion's deferred package is not usable ({exc}). Run from the repository "
+                "root, or try the harness alone with --torsion-module twisted.internet.defer"
+            ) from exc
+    if "twisted" in names:
+        try:
+            engines.append(load_engine("twisted", "twisted.internet.defer", NAMES))
+        except ImportError as exc:
+            skipped["twisted"] = f"{exc} ({TWISTED_MISSING})"
+    return engines, skipped
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -238,16 +249,41 @@ def run(options: Options) -> dict[str, Any]:
     Returns:
         The suite's JSON-ready report: engines and one record per case.
     """
-    engines = _engines(options)
+    engines, skipped = _engines(options)
     labels = [engine.label for engine in engines]
     if options.torsion_module:
         print(f"note: torsion slot runs {options.torsion_module} (debug comparison)")
-    if "twisted" not in labels:
-        print(TWISTED_MISSING)
+    if not engines:
+        print("deferred: skipped: --engines leaves no engine of this suite")
+        return {"kind": "inprocess", "engines": {}, "cases": [], "skipped": skipped}
     records = compare("deferred", CASES, engines, options)
     print(
         f"\ndeferred: medians of {options.repeat} repetitions, "
-        f"~{options.rep_seconds:g} s each, interleaved\n"
+        f"~{options.rep_seconds:g} s each, interleaved (in-process, no server: one "
+        "thread, so on a quiet machine the time per op is its CPU per op)\n"
     )
     print(format_table(records, labels))
-    return {"engines": describe(engines), "cases": records}
+    spreads = [(r["engines"][lb]["spread"], f"{r['name']} {lb}") for r in records
+               for lb in labels if "spread" in r["engines"][lb]]
+    if spreads:
+        worst = max(spreads)
+        middle = sorted(value for value, _ in spreads)[len(spreads) // 2]
+        print(f"noise: spread (max-min)/median of ops/s over {options.repeat} repetitions: "
+              f"median {middle:.1%}, worst {worst[0]:.1%} ({worst[1]})")
+    for label, why in skipped.items():
+        print(f"skipped {label}: {why}")
+    return {"kind": "inprocess", "engines": describe(engines), "references": ["twisted"],
+            "skipped": skipped, "cases": records, "targets": _verdicts(records)}
+
+
+def _verdicts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 8's "Deferred at least 1.5x Twisted on every case" in the server suites'
+    verdict shape: torsion's time per op over Twisted's (paired) at most 1 / 1.5."""
+    limit = 1 / TARGET_RATIO
+    verdicts = []
+    for record in records:
+        ratio = record["engines"].get("torsion", {}).get("paired_cpu", {}).get("twisted")
+        verdicts.append({"case": record["name"], "engine": "torsion", "reference": "twisted",
+                         "figure": "cpu", "limit": limit, "ratio": ratio,
+                         "met": None if ratio is None else ratio <= limit})
+    return verdicts

@@ -27,45 +27,31 @@ Engines:
 An engine that cannot be imported exits with status ``EXIT_UNAVAILABLE`` and one line on
 stderr saying why, before printing a port, so the suite can skip it.
 
-The suite starts servers with ``running_server(engine, cpu)``, which reads the port,
-pins the process, and stops it with SIGTERM (SIGKILL after 5 s) however its block ends;
-the server also dies with its parent (``prctl(PR_SET_PDEATHSIG)``), so none outlives the
-suite.
+The suite starts servers with ``running_server(engine, cpu)`` (``benchmarks._servers``
+does the work: it reads the port, pins the process, stops it with SIGTERM, SIGKILL after
+5 s, however its block ends; the server also dies with its parent, so none outlives the
+suite).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import logging
-import os
-import select
 import signal
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-HOST = "127.0.0.1"
-#: Exit status meaning "this engine is not importable here" (the suite skips it).
-EXIT_UNAVAILABLE = 3
-#: Environment variable holding the suite's pid: the server exits if that parent is gone.
-PARENT_ENV = "ECHO_BENCH_PARENT"
-_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
-
-
-class Unavailable(Exception):
-    """The engine's framework cannot be imported in this environment."""
-
-
-def _announce(port: int) -> None:
-    # The suite reads exactly one line: the port. Nothing else goes to stdout.
-    print(port, flush=True)
-
+from benchmarks import _servers
+from benchmarks._servers import (
+    HOST,
+    BenchError,
+    EngineUnavailable,
+    Server,
+    Unavailable,
+    announce,
+    uvloop_factory,
+)
 
 # --- torsion --------------------------------------------------------------------------
 
@@ -93,7 +79,7 @@ def serve_torsion(backend: str) -> None:
     r = torsion_reactor.create(backend)
     # torsion's TCP port sets TCP_NODELAY on accepted connections itself.
     port = r.listenTCP(0, Factory.forProtocol(Echo), interface=HOST)
-    _announce(port.getHost().port)
+    announce(port.getHost().port)
     r.run()  # installs SIGINT/SIGTERM handlers that stop it gracefully
 
 
@@ -129,7 +115,7 @@ def serve_asyncio(
     asyncio.set_event_loop(loop)
     try:
         server = loop.run_until_complete(loop.create_server(protocol, HOST, 0))
-        _announce(server.sockets[0].getsockname()[1])
+        announce(server.sockets[0].getsockname()[1])
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, loop.stop)
         loop.run_forever()
@@ -137,14 +123,6 @@ def serve_asyncio(
         loop.run_until_complete(server.wait_closed())
     finally:
         loop.close()
-
-
-def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    try:
-        import uvloop
-    except ImportError as exc:
-        raise Unavailable(f"uvloop: {exc}") from exc
-    return uvloop.new_event_loop
 
 
 # --- Twisted -------------------------------------------------------------------------
@@ -164,7 +142,7 @@ def serve_twisted(flavour: str) -> None:
         else:  # asyncio-uvloop: Twisted's asyncio reactor driving a uvloop loop
             from twisted.internet.asyncioreactor import install
 
-            args = [_uvloop_factory()()]
+            args = [uvloop_factory()()]
             asyncio.set_event_loop(args[0])
         install(*args)
         from twisted.internet import protocol
@@ -184,7 +162,7 @@ def serve_twisted(flavour: str) -> None:
             self.transport.write(data)
 
     port = twisted_reactor.listenTCP(0, protocol.Factory.forProtocol(Echo), interface=HOST)
-    _announce(port.getHost().port)
+    announce(port.getHost().port)
     twisted_reactor.run()  # SIGTERM stops it
 
 
@@ -193,7 +171,7 @@ ENGINES: dict[str, Callable[[], None]] = {
     "torsion-asyncio": lambda: serve_torsion("asyncio"),
     "torsion-uvloop": lambda: serve_torsion("uvloop"),
     "asyncio": lambda: serve_asyncio(asyncio.new_event_loop),
-    "uvloop": lambda: serve_asyncio(_uvloop_factory()),
+    "uvloop": lambda: serve_asyncio(uvloop_factory()),
     "asyncio-64k": lambda: serve_asyncio(asyncio.new_event_loop, SmallReadEcho),
     "twisted-epoll": lambda: serve_twisted("epoll"),
     "twisted-select": lambda: serve_twisted("select"),
@@ -203,158 +181,27 @@ ENGINES: dict[str, Callable[[], None]] = {
 
 # --- starting a server (used by the suite, in the parent process) -----------------------
 
-#: Seconds for a server to import its framework and listen.
-SERVER_START_TIMEOUT = 30.0
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class BenchError(Exception):
-    """A run went wrong (server died, client error, timeout); the message says how."""
-
-
-class EngineUnavailable(Exception):
-    """The server reported that its framework cannot be imported here."""
-
-
-def pin(pid: int, cpu: int | None) -> None:
-    """Keep process ``pid`` on ``cpu`` (None: leave it to the scheduler)."""
-    if cpu is not None:
-        os.sched_setaffinity(pid, {cpu})
-
-
-class LineReader:
-    """Reads whole lines from a child's stdout pipe, each with a deadline."""
-
-    def __init__(self, pipe: IO[bytes]) -> None:
-        self._fd = pipe.fileno()
-        self._buffer = b""
-
-    def readline(self, timeout: float, what: str) -> str:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BenchError(f"no {what} within {timeout:g} s")
-            ready, _, _ = select.select([self._fd], [], [], remaining)
-            if ready:
-                chunk = os.read(self._fd, 4096)
-                if not chunk:
-                    raise BenchError(f"the process exited before printing its {what}")
-                self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode(errors="replace").strip()
-
-
-class _Server:
-    """One echo server subprocess; ``stop()`` always reaps it."""
-
-    def __init__(self, engine: str, stderr: IO[bytes], cpu: int | None) -> None:
-        self.engine = engine
-        self._stderr = stderr
-        # The server exits if we die (prctl PDEATHSIG, keyed to our pid).
-        env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.echo_servers", engine],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-        )
-        # Pinned before it has imported anything: its start-up is not measured anyway.
-        pin(self.proc.pid, cpu)
-
-    def wait_for_port(self) -> int:
-        assert self.proc.stdout is not None
-        try:
-            line = LineReader(self.proc.stdout).readline(SERVER_START_TIMEOUT, "port")
-            return int(line)
-        except (BenchError, ValueError) as exc:
-            try:
-                code = self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                code = None
-            if code == EXIT_UNAVAILABLE:
-                raise EngineUnavailable(self.stderr_text().strip()) from None
-            raise BenchError(f"server did not start ({exc}); {self.stderr_tail()}") from None
-
-    def stderr_text(self) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")
-
-    def stderr_tail(self, lines: int = 5) -> str:
-        text = self.stderr_text().strip().splitlines()[-lines:]
-        return "server stderr: " + (" | ".join(text) if text else "(empty)")
-
-    def stop(self) -> str:
-        """SIGTERM (a graceful stop), SIGKILL after 5 s; return anything it printed."""
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            return self.stderr_text().strip()
-        finally:
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
-
 
 @contextmanager
-def running_server(engine: str, cpu: int | None = None) -> Iterator[tuple[int, int]]:
-    """Start ``engine``'s server (pinned to ``cpu``); yield ``(pid, port)``; always stop it.
+def running_server(engine: str, cpu: int | None = None) -> Iterator[Server]:
+    """Start ``engine``'s server pinned to ``cpu``; yield it once it listens; always stop it.
 
     Raises:
         EngineUnavailable: the engine's framework cannot be imported here.
         BenchError: the server did not start (the message has its stderr's tail).
     """
-    # The server's stderr goes to a file: a pipe nobody reads could fill and stall it.
-    with tempfile.TemporaryFile() as stderr:
-        server = _Server(engine, stderr, cpu)
-        unavailable = False
-        try:
-            yield server.proc.pid, server.wait_for_port()
-        except EngineUnavailable:
-            unavailable = True  # its stderr is the exception's message: say it once
-            raise
-        finally:
-            printed = server.stop()
-            if printed and not unavailable:
-                tail = " | ".join(printed.splitlines()[-5:])
-                print(f"  {engine} server said: {tail}", file=sys.stderr, flush=True)
-
-
-def _die_with_parent() -> None:
-    """Exit when the suite that started us dies, even by SIGKILL: no orphan servers."""
-    parent = os.environ.get(PARENT_ENV)
-    if parent is None or not sys.platform.startswith("linux"):
-        return
-    try:
-        libc: Any = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
-    # The parent may have died before prctl took effect: then we were re-parented.
-    if os.getppid() != int(parent):
-        sys.exit(1)
+    with _servers.running_server("benchmarks.echo_servers", engine, cpu=cpu) as server:
+        yield server
 
 
 def main(argv: list[str]) -> int:
     """Run the engine named in ``argv``; return the exit status."""
-    if len(argv) != 1 or argv[0] not in ENGINES:
-        print(f"usage: python -m benchmarks.echo_servers {{{','.join(ENGINES)}}}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
-    _die_with_parent()
-    try:
-        ENGINES[argv[0]]()
-    except Unavailable as exc:
-        print(f"unavailable: {exc}", file=sys.stderr, flush=True)
-        return EXIT_UNAVAILABLE
-    return 0
+    return _servers.serve_main(
+        ENGINES, argv, f"python -m benchmarks.echo_servers {{{','.join(ENGINES)}}}")
 
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+__all__ = ["ENGINES", "BenchError", "EngineUnavailable", "running_server"]

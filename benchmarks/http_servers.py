@@ -47,47 +47,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import importlib
-import logging
-import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.echo_servers import (
-    EXIT_UNAVAILABLE,
+from benchmarks import _servers
+from benchmarks._servers import (
+    HOST,
     BenchError,
     EngineUnavailable,
-    LineReader,
+    Server,
+    Unavailable,
+    announce,
+    child_setup,
+    run_until_signalled,
+    stop,
+    tail,
+    uvloop_factory,
 )
 
-HOST = "127.0.0.1"
 HELLO = b"hello world"
 #: The suite's paths for each case.
 PATHS = {"hello": "/", "file": "/file"}
-#: Environment variable holding the suite's pid: the server exits if that parent is gone.
-PARENT_ENV = "HTTP_BENCH_PARENT"
-_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
-
-log = logging.getLogger("benchmarks.http_servers")
-
-
-class Unavailable(Exception):
-    """The engine's framework cannot be imported in this environment."""
-
-
-def _announce(port: int, cases: list[str]) -> None:
-    # The suite reads exactly one line: the port and the cases served.
-    print(port, *cases, flush=True)
 
 
 # --- torsion --------------------------------------------------------------------------
@@ -126,7 +113,7 @@ def serve_torsion(backend: str, path: str) -> None:
 
     r = torsion_reactor.create(backend)
     port = r.listenTCP(0, Site(root), interface=HOST)
-    _announce(port.getHost().port, cases)
+    announce(port.getHost().port, *cases)
     r.run()  # installs SIGINT/SIGTERM handlers that stop it gracefully
 
 
@@ -179,25 +166,11 @@ def serve_twisted(path: str, quiet: bool = True) -> None:
     root.putChild(b"", Hello())
     root.putChild(b"file", static.File(path))
     port = twisted_reactor.listenTCP(0, BenchSite(root), interface=HOST)
-    _announce(port.getHost().port, ["hello", "file"])
+    announce(port.getHost().port, "hello", "file")
     twisted_reactor.run()  # SIGTERM stops it
 
 
 # --- asyncio loops: aiohttp and the httptools floor ------------------------------------
-
-
-def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    try:
-        import uvloop
-    except ImportError as exc:
-        raise Unavailable(f"uvloop: {exc}") from exc
-    return uvloop.new_event_loop
-
-
-def _run_until_signalled(loop: asyncio.AbstractEventLoop) -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, loop.stop)
-    loop.run_forever()
 
 
 def serve_aiohttp(loop_factory: Callable[[], asyncio.AbstractEventLoop], path: str) -> None:
@@ -223,8 +196,8 @@ def serve_aiohttp(loop_factory: Callable[[], asyncio.AbstractEventLoop], path: s
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, HOST, 0)
         loop.run_until_complete(site.start())
-        _announce(runner.addresses[0][1], ["hello", "file"])
-        _run_until_signalled(loop)
+        announce(runner.addresses[0][1], "hello", "file")
+        run_until_signalled(loop)
         loop.run_until_complete(runner.cleanup())
     finally:
         loop.close()
@@ -245,7 +218,7 @@ def serve_httptools(path: str) -> None:
         import httptools
     except ImportError as exc:
         raise Unavailable(f"uvloop-httptools: {exc}") from exc
-    factory = _uvloop_factory()
+    factory = uvloop_factory()
     responses = {
         PATHS["hello"].encode(): _response(HELLO),
         PATHS["file"].encode(): _response(Path(path).read_bytes()),
@@ -284,8 +257,8 @@ def serve_httptools(path: str) -> None:
     asyncio.set_event_loop(loop)
     try:
         server = loop.run_until_complete(loop.create_server(Floor, HOST, 0))
-        _announce(server.sockets[0].getsockname()[1], ["hello", "file"])
-        _run_until_signalled(loop)
+        announce(server.sockets[0].getsockname()[1], "hello", "file")
+        run_until_signalled(loop)
         server.close()
         loop.run_until_complete(server.wait_closed())
     finally:
@@ -299,7 +272,7 @@ ENGINES: dict[str, Callable[[str], None]] = {
     "twisted-web": lambda path: serve_twisted(path),
     "twisted-web-logged": lambda path: serve_twisted(path, quiet=False),
     "aiohttp-asyncio": lambda path: serve_aiohttp(asyncio.new_event_loop, path),
-    "aiohttp-uvloop": lambda path: serve_aiohttp(_uvloop_factory(), path),
+    "aiohttp-uvloop": lambda path: serve_aiohttp(uvloop_factory(), path),
     "uvloop-httptools": serve_httptools,
 }
 #: Every engine the suite can start: the Python ones above, and nginx.
@@ -308,56 +281,10 @@ ALL_ENGINES = (*ENGINES, "nginx")
 
 # --- starting a server (used by the suite, in the parent process) -----------------------
 
-#: Seconds for a server to import its framework and listen.
-SERVER_START_TIMEOUT = 30.0
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def child_setup(cpu: int | None) -> Callable[[], None]:
-    """What the child runs between fork and exec: pin it, tie its life to ours."""
-
-    def setup() -> None:
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
-        if sys.platform.startswith("linux"):
-            # The server gets SIGTERM if the suite dies, even by SIGKILL: no orphans.
-            with contextlib.suppress(OSError, AttributeError):
-                ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return setup
-
-
-@dataclass
-class Server:
-    """A running server process: its pid, port, the cases it serves."""
-
-    engine: str
-    pid: int
-    port: int
-    cases: tuple[str, ...]
-    #: What the server said on stderr at start-up (a torsion engine's "not available").
-    notes: str
-    proc: subprocess.Popen[bytes]
-    #: The server's stderr (nginx: its error log).
-    log_path: Path
-
-    def alive(self) -> bool:
-        """Whether the process is still running."""
-        return self.proc.poll() is None
-
-    def last_words(self, lines: int = 5) -> str:
-        """The tail of what the server printed since start-up, for error reports."""
-        said = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        said = said.strip().removeprefix(self.notes).strip()
-        state = "" if self.alive() else f"exited with status {self.proc.returncode}; "
-        return f"server {state}stderr: {_tail(said, lines)}"
-
 
 def nginx_binary() -> str | None:
     """Path of nginx (often in /usr/sbin, outside a non-root PATH), or None."""
-    return shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
+    return _servers.find_binary("nginx")
 
 
 def free_port() -> int:
@@ -426,119 +353,41 @@ def _start_nginx(path: Path, cpu: int | None, tmp: Path) -> tuple[subprocess.Pop
     return proc, port
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (a graceful stop), SIGKILL after 5 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _tail(text: str, lines: int = 5) -> str:
-    kept = text.strip().splitlines()[-lines:]
-    return " | ".join(kept) if kept else "(empty)"
-
-
 @contextlib.contextmanager
 def running_server(engine: str, path: Path, cpu: int | None = None) -> Iterator[Server]:
     """Start ``engine`` serving ``path`` at /file, pinned to ``cpu``; always stop it.
+
+    The server's ``words`` are the cases it serves.
 
     Raises:
         EngineUnavailable: the engine's framework (or nginx) is not installed here.
         BenchError: the server did not start (the message has its stderr's tail).
     """
+    if engine != "nginx":
+        with _servers.running_server("benchmarks.http_servers", engine, [str(path)], cpu) as s:
+            yield s
+        return
     with tempfile.TemporaryDirectory(prefix="torsion-http-") as tmpdir:
         tmp = Path(tmpdir)
         tmp.chmod(0o755)  # nginx run as root may drop to another user for files
-        log_path = tmp / ("error.log" if engine == "nginx" else "stderr.txt")
-        if engine == "nginx":
-            proc, port = _start_nginx(path, cpu, tmp)
-        else:
-            proc, port = _start_python(engine, path, cpu, log_path), 0
-        server: Server | None = None
+        proc, port = _start_nginx(path, cpu, tmp)
+        server = Server(engine, proc.pid, port, ("hello", "file"), "", proc, tmp / "error.log")
         try:
-            server = _ready(engine, proc, port, log_path)
+            try:
+                _wait_for_listener(proc, port, _servers.SERVER_START_TIMEOUT)
+            except BenchError as exc:
+                raise BenchError(f"{exc}; nginx error log: {tail(server.said())}") from None
             yield server
         finally:
-            _stop(proc)
-            if proc.stdout is not None:
-                proc.stdout.close()
-            said = log_path.read_text(errors="replace").strip() if log_path.exists() else ""
-            if server is not None and said and said != server.notes:
-                print(f"  {engine} server said: {_tail(said)}", file=sys.stderr, flush=True)
-
-
-def _start_python(
-    engine: str, path: Path, cpu: int | None, log_path: Path
-) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
-    # stderr goes to a file: a pipe nobody reads could fill and stall the server.
-    with open(log_path, "wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.http_servers", engine, str(path)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            preexec_fn=child_setup(cpu),
-        )
-    return proc
-
-
-def _ready(engine: str, proc: subprocess.Popen[bytes], port: int, log_path: Path) -> Server:
-    """Wait until the server listens; return what the suite needs to know about it."""
-
-    def said() -> str:
-        return log_path.read_text(errors="replace").strip() if log_path.exists() else ""
-
-    if engine == "nginx":
-        try:
-            _wait_for_listener(proc, port, SERVER_START_TIMEOUT)
-        except BenchError as exc:
-            raise BenchError(f"{exc}; nginx error log: {_tail(said())}") from None
-        return Server(engine, proc.pid, port, ("hello", "file"), "", proc, log_path)
-    assert proc.stdout is not None
-    try:
-        words = LineReader(proc.stdout).readline(SERVER_START_TIMEOUT, "port").split()
-        port = int(words[0])
-    except (BenchError, ValueError, IndexError) as exc:
-        try:
-            code = proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            code = None
-        if code == EXIT_UNAVAILABLE:
-            raise EngineUnavailable(said()) from None
-        raise BenchError(f"server did not start ({exc}); server stderr: {_tail(said())}") from None
-    return Server(engine, proc.pid, port, tuple(words[1:]), said(), proc, log_path)
-
-
-def _die_with_parent() -> None:
-    """Exit at once if the suite that started us died before our prctl took effect."""
-    parent = os.environ.get(PARENT_ENV)
-    if parent is not None and os.getppid() != int(parent):
-        sys.exit(1)
+            stop(proc)
+            if server.said():
+                _servers.progress(f"  nginx said: {tail(server.said())}")
 
 
 def main(argv: list[str]) -> int:
     """Run the engine named in ``argv`` on the file named there; return the exit status."""
-    if len(argv) != 2 or argv[0] not in ENGINES:
-        print(
-            f"usage: python -m benchmarks.http_servers {{{','.join(ENGINES)}}} FILE",
-            file=sys.stderr,
-        )
-        return 2
-    logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
-    _die_with_parent()
-    try:
-        ENGINES[argv[0]](argv[1])
-    except Unavailable as exc:
-        print(f"unavailable: {exc}", file=sys.stderr, flush=True)
-        return EXIT_UNAVAILABLE
-    return 0
+    usage = f"python -m benchmarks.http_servers {{{','.join(ENGINES)}}} FILE"
+    return _servers.serve_main(ENGINES, argv, usage, nargs=2)
 
 
 if __name__ == "__main__":

@@ -27,35 +27,42 @@ with a 1-second wrk run, then measures it. Engines run interleaved, in forward o
 odd repetitions and reversed on even ones. Ratios are paired: each repetition's CPU per
 request over the reference engine's in the same repetition, then the median of those.
 
-``TORSION_HTTP_ENGINES=torsion-select,twisted-web`` limits a run to some engines (any of
-``benchmarks.http_servers.ALL_ENGINES``). wrk, and nginx when it is among the engines,
-are installed with apt-get when missing and running as root. Nothing here fails on a
-timing: the targets line is information.
+``--engines select,twisted`` (short names, see ``benchmarks/README.md``) or the older
+``TORSION_HTTP_ENGINES=torsion-select,twisted-web`` (full names, any of
+``benchmarks.http_servers.ALL_ENGINES``) limits a run to some engines. wrk, and nginx
+when it is among the engines, are installed with ``apt-get install -y`` when missing and
+running as root; otherwise a line gives the command. The repetition loop, the ratios, the
+tables and the noise line are :mod:`benchmarks._measure`'s, the same in every server
+suite. Nothing here fails on a timing: the targets line is information.
 """
 
 from __future__ import annotations
 
 import http.client
-import os
 import random
 import re
 import resource
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from importlib import metadata
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import Options, engines_from_env
-from benchmarks.echo_servers import BenchError, EngineUnavailable, pin
-from benchmarks.echo_suite import cpu_pair, server_cpu_seconds
-from benchmarks.http_servers import ALL_ENGINES, HELLO, PATHS, Server, nginx_binary
+from benchmarks._harness import Options, engine_info, select_engines
+from benchmarks._measure import BEST_TORSION, CaseSpec, Run, Samples, Suite, Target, run_suite
+from benchmarks._servers import (
+    BenchError,
+    Pins,
+    Server,
+    cpu_seconds,
+    ensure_tool,
+    machine_busy_seconds,
+    pin,
+)
+from benchmarks.http_servers import ALL_ENGINES, HELLO, PATHS, nginx_binary
 from benchmarks.http_servers import running_server as start_server
 
 DESCRIPTION = (
@@ -80,28 +87,30 @@ DEFAULT_ENGINES = (
     "uvloop-httptools",
     "nginx",
 )
-TORSION_ENGINES = ("torsion-select", "torsion-asyncio", "torsion-uvloop")
+#: Modules each engine's server imports besides torsion's and the standard library.
+REQUIRES = {
+    "twisted-web": ("twisted",),
+    "twisted-web-logged": ("twisted",),
+    "aiohttp-asyncio": ("aiohttp",),
+    "aiohttp-uvloop": ("aiohttp",),
+}
 #: Engines every other is compared with, as paired-ratio columns.
 REFERENCES = ("uvloop-httptools", "twisted-web", "nginx")
-#: In a target, the torsion engine with the lowest median CPU per request in that case.
-BEST_TORSION = "torsion-best"
 WRK_TIMEOUT_MARGIN = 30.0  # seconds past -d before a hung wrk is killed
-
-
-@dataclass(frozen=True)
-class Target:
-    """A goal from the issue: ``engine``'s server CPU per request <= ``limit`` x reference's."""
-
-    case: str
-    engine: str
-    reference: str
-    limit: float
-
 
 TARGETS = (
     Target("hello", "torsion-uvloop", "uvloop-httptools", 1.5),
     Target("hello", "torsion-select", "twisted-web", 0.6),
     Target("file", BEST_TORSION, "nginx", 1.3),
+)
+
+SPECS = (
+    CaseSpec("hello", "GET / answered with 'hello world' (11 bytes)", "request",
+             "CPU µs/req", "req/s", cpu_key="cpu_us_per_req", rate_key="req_per_sec",
+             title="GET / -> 11-byte 'hello world'"),
+    CaseSpec("file", f"GET /file, a {FILE_SIZE // MIB} MiB static file", "request",
+             "CPU µs/req", "req/s", cpu_key="cpu_us_per_req", rate_key="req_per_sec",
+             title=f"GET /file -> {FILE_SIZE // MIB} MiB static file"),
 )
 
 
@@ -122,78 +131,6 @@ def workload_for(options: Options) -> Workload:
     if options.quick:
         return Workload(reps=1, seconds=1)
     return Workload(reps=options.repeat, seconds=5)
-
-
-@dataclass(frozen=True)
-class Run:
-    """One measured wrk run against one server."""
-
-    server_cpu: float  # seconds
-    requests: int
-    seconds: float
-    p50_us: float
-    p99_us: float
-    wrk_cpu: float
-    other_cpu: float  # seconds of CPU that neither the server nor wrk used
-    errors: dict[str, int] = field(default_factory=dict)  # only the non-zero counts
-
-    @property
-    def cpu_us_per_req(self) -> float:
-        return self.server_cpu / self.requests * 1e6
-
-    @property
-    def req_per_sec(self) -> float:
-        return self.requests / self.seconds
-
-
-#: samples[case][engine][rep]
-Samples = dict[str, dict[str, dict[int, Run]]]
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-# --- tools --------------------------------------------------------------------------
-
-
-def _apt_install(package: str) -> str:
-    """apt-get install ``package`` (refreshing the lists once if that fails); '' or why not."""
-    if os.geteuid() != 0:
-        return f"not root, so not installing it: apt-get install {package}"
-    if shutil.which("apt-get") is None:
-        return "no apt-get here: install it with the system's package manager"
-    _progress(f"[http] installing {package} with apt-get")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for attempt in range(2):
-        if attempt:
-            subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False)
-        done = subprocess.run(
-            ["apt-get", "install", "-y", "-qq", package],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode == 0:
-            return ""
-    return f"apt-get install {package} failed: {done.stderr.strip()[-300:]}"
-
-
-def ensure_wrk() -> tuple[str | None, str]:
-    """The wrk binary (installed when missing and root), or None and why not."""
-    found = shutil.which("wrk")
-    if found:
-        return found, ""
-    why = _apt_install("wrk")
-    return shutil.which("wrk"), why
-
-
-def ensure_nginx() -> str:
-    """Install nginx when missing and root; return '' or why it is not there."""
-    if nginx_binary():
-        return ""
-    return _apt_install("nginx") or ("" if nginx_binary() else "nginx not found after install")
 
 
 # --- wrk ----------------------------------------------------------------------------
@@ -224,6 +161,8 @@ def parse_wrk(output: str) -> dict[str, Any]:
     if total is None:
         raise BenchError(f"wrk printed no request total: {output.strip()[-300:]!r}")
     percentiles = dict(re.findall(r"^\s*(50|99)%\s+(\S+)$", output, re.M))
+    if int(total[1]) == 0:  # wrk prints no distribution then; the caller says why
+        percentiles = {"50": "0us", "99": "0us"}
     if set(percentiles) != {"50", "99"}:
         raise BenchError("wrk printed no latency distribution (--latency)")
     errors: dict[str, int] = {}
@@ -247,34 +186,19 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds all CPUs spent busy since boot, less interrupt and softirq time.
-
-    Only a noise gauge ("other max"): the server's and wrk's CPU are subtracted to show
-    how much else ran. Loopback TCP is largely processed in softirq context, which /proc
-    charges to no process, so counting it would make an idle machine look a third busy.
-    """
-    with open("/proc/stat", encoding="ascii") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal: keep user, nice, system, steal
-    busy = fields[0] + fields[1] + fields[2] + fields[7]
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
-def run_wrk(
-    wrk: str, server: Server, case: str, w: Workload, seconds: int, cpu: int | None
-) -> Run:
+def run_wrk(wrk: str, server: Server, case: str, w: Workload, seconds: int, cpu: int | None
+            ) -> Run:
     """One wrk run of ``case`` against ``server``; its CPU is read around the run."""
     url = f"http://127.0.0.1:{server.port}{PATHS[case]}"
     command = [wrk, f"-t{w.threads}", f"-c{w.connections}", f"-d{seconds}s", "--latency", url]
     # wrk's CPU comes from the reaped-children total: nothing else is reaped meanwhile.
     children_before = _children_cpu()
-    before, machine_before = server_cpu_seconds(server.pid), machine_busy_seconds()
+    before, machine_before = cpu_seconds(server.pid), machine_busy_seconds()
     proc = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -287,7 +211,7 @@ def run_wrk(
         raise BenchError(f"wrk did not finish within {seconds + WRK_TIMEOUT_MARGIN:g} s") from None
     if not server.alive():
         raise BenchError(f"the server died during {case}; {server.last_words()}")
-    after, machine_after = server_cpu_seconds(server.pid), machine_busy_seconds()
+    after, machine_after = cpu_seconds(server.pid), machine_busy_seconds()
     wrk_cpu = _children_cpu() - children_before
     text = output.decode(errors="replace")
     if proc.returncode != 0:
@@ -297,26 +221,19 @@ def run_wrk(
         raise BenchError(f"wrk completed no request of {case}: {text.strip()[-300:]}")
     server_cpu = after - before
     other = machine_after - machine_before - server_cpu - wrk_cpu
-    return Run(
-        server_cpu,
-        parsed["requests"],
-        parsed["seconds"],
-        parsed["p50_us"],
-        parsed["p99_us"],
-        wrk_cpu,
-        max(0.0, other),
-        parsed["errors"],
-    )
+    return Run(server_cpu, parsed["requests"], parsed["seconds"], wrk_cpu, max(0.0, other),
+               parsed["p50_us"], parsed["p99_us"], parsed["errors"],
+               server.last_words() if parsed["errors"] else "")
 
 
-# --- checking and measuring ---------------------------------------------------------
+# --- checking and measuring -----------------------------------------------------------
 
 
 def check_responses(server: Server, expected: dict[str, bytes]) -> None:
     """Two requests of each served case on one keep-alive connection: 200, exact body."""
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
-        for case in (c for c in CASES if c in server.cases):
+        for case in (c for c in CASES if c in server.words):
             for _ in range(2):
                 connection.request("GET", PATHS[case])
                 response = connection.getresponse()
@@ -335,18 +252,26 @@ def check_responses(server: Server, expected: dict[str, bytes]) -> None:
         connection.close()
 
 
-def measure(
-    engine: str, wrk: str, path: Path, expected: dict[str, bytes], w: Workload
-) -> tuple[dict[str, Run], Server]:
-    """Start ``engine``'s server, check it, warm each case up and measure it once."""
-    server_cpu_id, client_cpu_id = CPU_PAIR if CPU_PAIR is not None else (None, None)
-    runs: dict[str, Run] = {}
-    with start_server(engine, path, server_cpu_id) as server:
-        check_responses(server, expected)
-        for case in (c for c in CASES if c in server.cases):
-            run_wrk(wrk, server, case, w, w.warmup_seconds, client_cpu_id)
-            runs[case] = run_wrk(wrk, server, case, w, w.seconds, client_cpu_id)
-    return runs, server
+def measurer(wrk: str, path: Path, expected: dict[str, bytes], w: Workload, pins: Pins,
+             not_served: dict[str, set[str]]
+             ) -> Callable[[str, Callable[[str], None]], dict[str, Run]]:
+    """``measure(engine, step)`` for :func:`benchmarks._measure.run_suite`."""
+
+    def measure(engine: str, step: Callable[[str], None]) -> dict[str, Run]:
+        """Start ``engine``'s server, check it, warm each case up and measure it once."""
+        runs: dict[str, Run] = {}
+        with start_server(engine, path, pins.server) as server:
+            check_responses(server, expected)
+            missing = set(CASES) - set(server.words)
+            if missing:
+                not_served[engine] = missing
+            for case in (c for c in CASES if c in server.words):
+                step(case)
+                run_wrk(wrk, server, case, w, w.warmup_seconds, pins.client)
+                runs[case] = run_wrk(wrk, server, case, w, w.seconds, pins.client)
+        return runs
+
+    return measure
 
 
 @contextmanager
@@ -362,160 +287,6 @@ def static_file() -> Iterator[tuple[Path, bytes]]:
         yield path, data
 
 
-def selected_engines() -> list[str]:
-    """The default engines, or those named in ``$TORSION_HTTP_ENGINES``."""
-    return engines_from_env(ENGINES_ENV, DEFAULT_ENGINES, ALL_ENGINES)
-
-
-# --- ratios and targets -------------------------------------------------------------
-
-
-def paired_ratio(runs: dict[str, dict[int, Run]], engine: str, reference: str) -> float | None:
-    """Median over repetitions of engine's CPU per request / reference's; None if unpaired."""
-    mine, theirs = runs.get(engine, {}), runs.get(reference, {})
-    ratios = [
-        mine[rep].cpu_us_per_req / theirs[rep].cpu_us_per_req for rep in mine if rep in theirs
-    ]
-    return statistics.median(ratios) if ratios else None
-
-
-def best_torsion(runs: dict[str, dict[int, Run]]) -> str | None:
-    """The torsion engine with the lowest median CPU per request in these runs."""
-    medians = {
-        e: statistics.median(r.cpu_us_per_req for r in runs[e].values())
-        for e in TORSION_ENGINES
-        if runs.get(e)
-    }
-    return min(medians, key=medians.__getitem__) if medians else None
-
-
-def check_targets(samples: Samples) -> list[dict[str, Any]]:
-    """Each target's paired ratio and verdict (None: an engine or the case did not run)."""
-    verdicts = []
-    for t in TARGETS:
-        runs = samples.get(t.case, {})
-        engine = best_torsion(runs) if t.engine == BEST_TORSION else t.engine
-        ratio = None if engine is None else paired_ratio(runs, engine, t.reference)
-        verdicts.append(
-            {
-                **asdict(t),
-                "engine_measured": engine,
-                "ratio": ratio,
-                "met": None if ratio is None else ratio <= t.limit,
-            }
-        )
-    return verdicts
-
-
-# --- reporting ----------------------------------------------------------------------
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
-
-
-def _x(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio:.2f}x"
-
-
-def _spread(values: Sequence[float]) -> float:
-    return (max(values) - min(values)) / statistics.median(values)
-
-
-def summarize(
-    runs: dict[str, dict[int, Run]], engines: Sequence[str], refs: Sequence[str]
-) -> dict[str, dict[str, Any]]:
-    """JSON-ready medians, spreads, error totals and paired ratios of one case."""
-    out = {}
-    for engine in engines:
-        if not runs.get(engine):
-            continue
-        rs = [runs[engine][rep] for rep in sorted(runs[engine])]
-        cpu = [r.cpu_us_per_req for r in rs]
-        errors: dict[str, int] = {}
-        for r in rs:
-            for name, count in r.errors.items():
-                errors[name] = errors.get(name, 0) + count
-        out[engine] = {
-            "runs": [{**asdict(r), "cpu_us_per_req": r.cpu_us_per_req} for r in rs],
-            "cpu_us_per_req": statistics.median(cpu),
-            "req_per_sec": statistics.median(r.req_per_sec for r in rs),
-            "p50_us": statistics.median(r.p50_us for r in rs),
-            "p99_us": statistics.median(r.p99_us for r in rs),
-            "server_busy": statistics.median(r.server_cpu / r.seconds for r in rs),
-            "wrk_busy": statistics.median(r.wrk_cpu / r.seconds for r in rs),
-            "other_busy": max(r.other_cpu / r.seconds for r in rs),
-            "spread": _spread(cpu),
-            "errors": errors,
-            "runs_with_errors": sum(1 for r in rs if r.errors),
-            "paired": {ref: paired_ratio(runs, engine, ref) for ref in refs},
-        }
-    return out
-
-
-def render(case: str, summary: dict[str, dict[str, Any]], refs: Sequence[str]) -> str:
-    """``engine | CPU µs/req | vs <ref>... | req/s | latency | busy | spread | errors``."""
-    header = ["engine", "CPU µs/req", *(f"vs {r}" for r in refs), "req/s"]
-    if case == "file":
-        header.append("MiB/s")
-    header += ["p50 ms", "p99 ms", "server busy", "wrk busy", "other max", "spread", "errors"]
-    rows = [header]
-    for engine, s in summary.items():
-        flag = "!" if s["errors"] else ""
-        cells = [engine + flag, f"{s['cpu_us_per_req']:.1f}"]
-        cells += [_x(s["paired"][r]) for r in refs]
-        cells.append(f"{s['req_per_sec']:,.0f}")
-        if case == "file":
-            cells.append(f"{s['req_per_sec'] * FILE_SIZE / MIB:,.0f}")
-        cells += [
-            f"{s['p50_us'] / 1e3:.2f}",
-            f"{s['p99_us'] / 1e3:.2f}",
-            f"{s['server_busy']:.0%}",
-            f"{s['wrk_busy']:.0%}",
-            f"{s['other_busy']:.0%}",
-            f"{s['spread']:.1%}",
-            str(sum(s["errors"].values())),
-        ]
-        rows.append(cells)
-    return _table(rows)
-
-
-def _target_lines(verdicts: list[dict[str, Any]]) -> list[str]:
-    lines = ["targets (server CPU per request, paired ratios, medians over repetitions):"]
-    misses, unchecked = [], []
-    for v in verdicts:
-        shown = v["engine"]
-        if v["engine"] == BEST_TORSION and v["engine_measured"]:
-            shown = f"{BEST_TORSION} ({v['engine_measured']})"
-        name = f"{v['case']} {shown} / {v['reference']}"
-        if v["met"] is None:
-            why = "no torsion engine served it" if v["engine_measured"] is None else (
-                "an engine did not run")
-            state = f"NOT CHECKED ({why})"
-            unchecked.append(f"{v['case']} {v['engine']} / {v['reference']}")
-        else:
-            state = "MET" if v["met"] else "NOT MET"
-            if not v["met"]:
-                misses.append(f"{name} {v['ratio']:.2f}x")
-        lines.append(f"  {name:52} {_x(v['ratio']):>7}  <= {v['limit']:.2f}x  {state}")
-    met = sum(1 for v in verdicts if v["met"])
-    verdict = f"targets: {met} of {len(verdicts)} MET"
-    if misses:
-        verdict += f"; NOT MET: {', '.join(misses)}"
-    if unchecked:
-        verdict += f"; NOT CHECKED: {', '.join(unchecked)}"
-    return [*lines, verdict]
-
-
 def _engine_info(engine: str) -> dict[str, str]:
     if engine == "nginx":
         binary = nginx_binary()
@@ -524,22 +295,7 @@ def _engine_info(engine: str) -> dict[str, str]:
             done = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False)
             version = done.stderr.strip().rpartition("/")[2] or "unknown"
         return {"module": "nginx", "server": engine, "version": version}
-    framework = engine.partition("-")[0]
-    dist = {"uvloop": "httptools"}.get(framework, framework)
-    try:
-        version = metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        version = "source tree"
-    if engine.endswith("uvloop"):
-        try:
-            version += f" (uvloop {metadata.version('uvloop')})"
-        except metadata.PackageNotFoundError:
-            pass
-    return {"module": "benchmarks.http_servers", "server": engine, "version": version}
-
-
-#: CPUs the server and wrk are pinned to, or None (fewer than 2 usable CPUs).
-CPU_PAIR: tuple[int, int] | None = None
+    return engine_info(engine, "benchmarks.http_servers", {"uvloop": "httptools"})
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -552,158 +308,43 @@ def run(options: Options) -> dict[str, Any]:
     if not sys.platform.startswith("linux"):
         print("http: skipped: needs Linux (/proc CPU times)")
         return {"engines": {}, "cases": [], "skipped": "not Linux"}
-    wrk, why = ensure_wrk()
+    wrk, why = ensure_tool("wrk")
     if wrk is None:
         print(f"http: skipped: wrk not found ({why})")
         return {"engines": {}, "cases": [], "skipped": f"wrk not found: {why}"}
     if options.torsion_module:
         print("http: note: --torsion-module applies to the deferred suite only")
-    engines = selected_engines()
-    skipped: dict[str, str] = {}
+    engines, skipped = select_engines("http", DEFAULT_ENGINES, ALL_ENGINES, options,
+                                      ENGINES_ENV, REQUIRES)
     if "nginx" in engines:
-        why = ensure_nginx()
-        if why:
+        nginx, why = ensure_tool("nginx")
+        if nginx is None:
             skipped["nginx"] = why
+            engines.remove("nginx")
     w = workload_for(options)
-    global CPU_PAIR
-    CPU_PAIR = cpu_pair()
-    load_before = os.getloadavg()
-    if CPU_PAIR is None:
-        print("http: note: 1 usable CPU: wrk and the server share it; CPU/req is still the "
-              "server's own")
-    else:
-        print(f"http: server pinned to CPU {CPU_PAIR[0]}, wrk to CPU {CPU_PAIR[1]}")
-    print(f"http: load average before the run {load_before[0]:.2f} {load_before[1]:.2f} "
-          f"{load_before[2]:.2f} (1/5/15 min)")
+    pins = Pins.choose()
+    print(f"http: {pins.describe('wrk')}")
+    not_served: dict[str, set[str]] = {}
 
-    samples: Samples = {case: {e: {} for e in engines} for case in CASES}
-    errors: dict[str, str] = {}
-    not_served: dict[str, set[str]] = {}  # engine -> cases its server did not offer
-    flagged: list[str] = []  # runs during which wrk saw errors
+    def epilogue(samples: Samples) -> list[str]:
+        return [f"{engine}: {case}: not available (protocols.http.static not importable; "
+                "see the server's note)" for engine, cases in not_served.items()
+                for case in sorted(cases)]
+
     with static_file() as (path, data):
         expected = {"hello": HELLO, "file": data}
-        for rep in range(1, w.reps + 1):
-            order = engines if rep % 2 else engines[::-1]
-            for engine in order:
-                if engine in skipped or engine in errors:
-                    continue
-                tag = f"[http {rep}/{w.reps}] {engine}"
-                try:
-                    measured, server = measure(engine, wrk, path, expected, w)
-                except EngineUnavailable as exc:
-                    skipped[engine] = str(exc) or "not importable"
-                    _progress(f"{tag}: skipped: {skipped[engine]}")
-                    continue
-                except BenchError as exc:
-                    errors[engine] = str(exc)
-                    _progress(f"{tag}: FAILED: {exc}")
-                    continue
-                missing = set(CASES) - set(server.cases)
-                if missing:
-                    not_served[engine] = missing
-                shown = []
-                for case, r in measured.items():
-                    samples[case][engine][rep] = r
-                    shown.append(
-                        f"{case} {r.cpu_us_per_req:.1f} µs/req {r.req_per_sec:,.0f} req/s"
-                    )
-                    if r.errors:
-                        counts = ", ".join(f"{n} {k}" for k, n in r.errors.items())
-                        flagged.append(
-                            f"{engine} {case} rep {rep} (GET {PATHS[case]}): wrk saw {counts}"
-                            f" in {r.requests:,} requests; {server.last_words()}"
-                        )
-                _progress(f"{tag}: " + "; ".join(shown))
-    load_after = os.getloadavg()
-
-    # An engine that failed in any repetition shows its error, not a partial median.
-    for case in CASES:
-        for engine in list(samples[case]):
-            if not samples[case][engine] or engine in errors:
-                samples[case].pop(engine)
-    verdicts = check_targets(samples)
-    records = []
-    print(
-        f"\nwrk -t{w.threads} -c{w.connections} -d{w.seconds}s --latency, keep-alive; "
-        f"medians of {w.reps} run{'s' if w.reps > 1 else ''} per engine, engines interleaved,"
-        f" {w.warmup_seconds} s warm-up before each"
-    )
-    print(
-        "  CPU = server user+sys per request; vs X = median of paired per-run ratios (lower "
-        "is better);\n  busy = CPU/wall of the process; other max = the most CPU anything "
-        "else on the machine used in one run (noise);\n  spread = (max-min)/median of CPU per "
-        "request; errors = wrk socket errors + non-2xx/3xx, summed (! marks them)"
-    )
-    for case in CASES:
-        runs = samples[case]
-        ran = [e for e in engines if e in runs]
-        refs = [r for r in REFERENCES if r in ran]
-        summary = summarize(runs, ran, refs)
-        title = "GET / -> 11-byte 'hello world'" if case == "hello" else (
-            f"GET /file -> {FILE_SIZE // MIB} MiB static file")
-        print(f"\nhttp {case}: {title}\n")
-        if summary:
-            print(render(case, summary, refs))
-        for engine in engines:
-            if case in not_served.get(engine, set()):
-                print(f"{engine}: {case}: not available "
-                      "(protocols.http.static not importable yet; see the server's note)")
-        records.append(_case(case, summary, runs, errors))
-    print()
-    for engine, why in skipped.items():
-        print(f"skipped {engine}: {why}")
-    for engine, why in errors.items():
-        print(f"error {engine}: {why}")
-    for line in flagged:
-        print(f"errors during a run: {line}")
-    noisy = max(
-        (s["other_busy"] for record in records for s in record["engines"].values()
-         if "other_busy" in s),
-        default=0.0,
-    )
-    print(f"machine: load average {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} "
-          f"after the run (was {load_before[0]:.2f}); other processes used up to "
-          f"{noisy:.0%} of a core during a measured run")
-    print()
-    for line in _target_lines(verdicts):
-        print(line)
-
-    return {
-        "engines": {e: _engine_info(e) for e in engines if e not in skipped and e not in errors},
-        "workload": asdict(w),
-        "file_size": FILE_SIZE,
-        "skipped": skipped,
-        "errors": errors,
-        "not_served": {e: sorted(c) for e, c in not_served.items()},
-        "runs_with_errors": flagged,
-        "load_average": {"before": load_before, "after": load_after},
-        "cases": records,
-        "targets": verdicts,
-    }
-
-
-def _case(
-    name: str,
-    summary: dict[str, Any],
-    runs: dict[str, dict[int, Run]],
-    errors: dict[str, str],
-) -> dict[str, Any]:
-    """One case as a harness case record.
-
-    ``ratio`` follows the harness's "torsion over twisted, higher is better" convention:
-    twisted-web's CPU per request over torsion-select's (paired median).
-    """
-    description = (
-        "GET / answered with 'hello world' (11 bytes)" if name == "hello"
-        else f"GET /file, a {FILE_SIZE // MIB} MiB static file"
-    )
-    engines: dict[str, Any] = dict(summary)
-    engines.update({engine: {"error": why} for engine, why in errors.items()})
-    return {
-        "name": name,
-        "description": description + "; unit: server CPU µs per request",
-        "per_op": 1,
-        "unit": "request",
-        "engines": engines,
-        "ratio": paired_ratio(runs, "twisted-web", "torsion-select"),
-    }
+        suite = Suite(
+            "http", SPECS, measurer(wrk, path, expected, w, pins, not_served), REFERENCES,
+            TARGETS, client="wrk",
+            columns={"file": [("MiB/s", lambda e, s: f"{s['rate'] * FILE_SIZE / MIB:,.0f}")]},
+            engine_info=_engine_info,
+            legacy_ratio=("twisted-web", "torsion-select"),
+            epilogue=epilogue,
+        )
+        heading = (f"wrk -t{w.threads} -c{w.connections} -d{w.seconds}s --latency, keep-alive; "
+                   f"medians of {w.reps} run{'s' if w.reps > 1 else ''} per engine, engines "
+                   f"interleaved, {w.warmup_seconds} s warm-up before each")
+        report = run_suite(suite, engines, w.reps, heading, skipped)
+    report.update(workload=asdict(w), file_size=FILE_SIZE,
+                  not_served={e: sorted(c) for e, c in not_served.items()})
+    return report

@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import importlib
 import json
-import logging
 import os
 import signal
 import socket
@@ -46,37 +45,28 @@ import time
 import xmlrpc.client
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from benchmarks.echo_servers import EXIT_UNAVAILABLE, BenchError, EngineUnavailable, LineReader
-from benchmarks.http_servers import child_setup
+from benchmarks import _servers
+from benchmarks._servers import (
+    HOST,
+    BenchError,
+    LineReader,
+    Server,
+    Unavailable,
+    announce,
+    start_python,
+    tail,
+)
 
-HOST = "127.0.0.1"
 RPC_PATH = "/RPC2"
 #: The call every client makes, and what it must return.
 CALL = ("add", (2, 3))
 EXPECTED = 5
-#: Environment variable holding the suite's pid: the server exits if that parent is gone.
-PARENT_ENV = "XMLRPC_BENCH_PARENT"
-SERVER_START_TIMEOUT = 30.0
-ROOT = Path(__file__).resolve().parent.parent
-
-log = logging.getLogger("benchmarks.xmlrpc_servers")
-
-
-class Unavailable(Exception):
-    """The engine's framework cannot be imported in this environment."""
-
 
 def add(a: Any, b: Any) -> Any:
     """The benchmark's method: the smallest call that still marshals arguments."""
     return a + b
-
-
-def _announce(port: int) -> None:
-    # The suite reads exactly one line: the port. Nothing else goes to stdout.
-    print(port, flush=True)
 
 
 # --- servers ------------------------------------------------------------------------
@@ -106,7 +96,7 @@ def serve_torsion(backend: str) -> None:
     root.putChild(RPC_PATH.strip("/").encode(), Calculator())
     r = torsion_reactor.create(backend)
     port = r.listenTCP(0, Site(root), interface=HOST)
-    _announce(port.getHost().port)
+    announce(port.getHost().port)
     r.run()  # installs SIGINT/SIGTERM handlers that stop it gracefully
 
 
@@ -148,7 +138,7 @@ def serve_twisted() -> None:
     root = resource.Resource()
     root.putChild(RPC_PATH.strip("/").encode(), Calculator())
     port = twisted_reactor.listenTCP(0, BenchSite(root), interface=HOST)
-    _announce(port.getHost().port)
+    announce(port.getHost().port)
     twisted_reactor.run()  # SIGTERM stops it
 
 
@@ -176,7 +166,7 @@ def serve_stdlib() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    _announce(server.server_address[1])
+    announce(server.server_address[1])
     try:
         server.serve_forever()
     finally:
@@ -416,48 +406,6 @@ def _run_proxy(port: int, connections: int, seconds: float) -> int:
 # --- starting a server (used by the suite, in the parent process) -----------------------
 
 
-@dataclass
-class Server:
-    """A running server process: its pid and port."""
-
-    engine: str
-    pid: int
-    port: int
-    proc: subprocess.Popen[bytes]
-    stderr: IO[bytes]
-
-    def alive(self) -> bool:
-        """Whether the process is still running."""
-        return self.proc.poll() is None
-
-    def last_words(self, lines: int = 5) -> str:
-        """The tail of the server's stderr, for error reports."""
-        self.stderr.seek(0)
-        said = self.stderr.read().decode(errors="replace").strip().splitlines()[-lines:]
-        state = "" if self.alive() else f"exited with status {self.proc.returncode}; "
-        return f"server {state}stderr: {' | '.join(said) if said else '(empty)'}"
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (a graceful stop), SIGKILL after 5 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _python(module_args: list[str], cpu: int | None, stdin: Any, stderr: IO[bytes]
-            ) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
-    return subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.xmlrpc_servers", *module_args],
-        cwd=ROOT, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr,
-        preexec_fn=child_setup(cpu))
-
-
 @contextlib.contextmanager
 def running_server(engine: str, cpu: int | None = None) -> Iterator[Server]:
     """Start ``engine`` pinned to ``cpu``; yield it once it listens; always stop it.
@@ -466,28 +414,8 @@ def running_server(engine: str, cpu: int | None = None) -> Iterator[Server]:
         EngineUnavailable: the engine's framework cannot be imported here.
         BenchError: the server did not start (the message has its stderr's tail).
     """
-    with tempfile.TemporaryFile() as stderr:
-        proc = _python([engine], cpu, subprocess.DEVNULL, stderr)
-        try:
-            assert proc.stdout is not None
-            try:
-                port = int(LineReader(proc.stdout).readline(SERVER_START_TIMEOUT, "port"))
-            except (BenchError, ValueError) as exc:
-                try:
-                    code = proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    code = None
-                stderr.seek(0)
-                said = stderr.read().decode(errors="replace").strip()
-                if code == EXIT_UNAVAILABLE:
-                    raise EngineUnavailable(said) from None
-                raise BenchError(f"server did not start ({exc}); stderr: {said[-300:]}"
-                                 ) from None
-            yield Server(engine, proc.pid, port, proc, stderr)
-        finally:
-            _stop(proc)
-            if proc.stdout is not None:
-                proc.stdout.close()
+    with _servers.running_server("benchmarks.xmlrpc_servers", engine, cpu=cpu) as server:
+        yield server
 
 
 @contextlib.contextmanager
@@ -495,19 +423,20 @@ def load_client(mode: str, port: int, connections: int, seconds: float,
                 cpu: int | None) -> Iterator[tuple[subprocess.Popen[bytes], LineReader]]:
     """Start the load client; yield it once ``ready`` (every caller connected and called)."""
     with tempfile.TemporaryFile() as stderr:
-        proc = _python(["load", mode, str(port), str(connections), str(seconds)], cpu,
-                       subprocess.PIPE, stderr)
+        proc = start_python("benchmarks.xmlrpc_servers",
+                            ["load", mode, str(port), str(connections), str(seconds)], cpu,
+                            stderr, stdin=subprocess.PIPE)
         try:
             assert proc.stdout is not None
             lines = LineReader(proc.stdout)
             try:
-                line = lines.readline(SERVER_START_TIMEOUT, "ready line")
+                line = lines.readline(_servers.SERVER_START_TIMEOUT, "ready line")
             except BenchError as exc:
                 proc.kill()
                 proc.wait()
                 stderr.seek(0)
-                said = stderr.read().decode(errors="replace").strip().splitlines()[-3:]
-                raise BenchError(f"load client: {exc}: {' | '.join(said)}") from None
+                said = stderr.read().decode(errors="replace")
+                raise BenchError(f"load client: {exc}: {tail(said, 3)}") from None
             if line != "ready":
                 raise BenchError(f"load client said {line!r}, not 'ready'")
             yield proc, lines
@@ -520,30 +449,14 @@ def load_client(mode: str, port: int, connections: int, seconds: float,
                     pipe.close()
 
 
-def _die_with_parent() -> None:
-    """Exit at once if the suite that started us died before our prctl took effect."""
-    parent = os.environ.get(PARENT_ENV)
-    if parent is not None and os.getppid() != int(parent):
-        sys.exit(1)
-
-
 def main(argv: list[str]) -> int:
     """Run the engine (or the load client) named in ``argv``; return the exit status."""
-    logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
-    _die_with_parent()
     if len(argv) == 5 and argv[0] == "load":
+        _servers.exit_if_orphaned()
         return run_load(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
-    if len(argv) != 1 or argv[0] not in ENGINES:
-        print(f"usage: python -m benchmarks.xmlrpc_servers {{{','.join(ENGINES)}}}\n"
-              "       python -m benchmarks.xmlrpc_servers load {raw,proxy} PORT N SECONDS",
-              file=sys.stderr)
-        return 2
-    try:
-        ENGINES[argv[0]]()
-    except Unavailable as exc:
-        print(f"unavailable: {exc}", file=sys.stderr, flush=True)
-        return EXIT_UNAVAILABLE
-    return 0
+    usage = (f"python -m benchmarks.xmlrpc_servers {{{','.join(ENGINES)}}}\n"
+             "       python -m benchmarks.xmlrpc_servers load {raw,proxy} PORT N SECONDS")
+    return _servers.serve_main(ENGINES, argv, usage)
 
 
 if __name__ == "__main__":
