@@ -74,16 +74,18 @@ class UploadSink:
                 else:
                     d.callback(None)
             return
-        # One thread call per batch, not per received chunk.
-        data = b"".join(self._pending)
-        self._pending.clear()
+        # One thread call per batch, not per received chunk; written with
+        # writev where the upload can (no copy into one joined string).
+        chunks, self._pending = self._pending, []
         self._pending_size = 0
         self._writing = True
         if self._paused:
             self._paused = False
             self.transport.resumeProducing()
-        self.upload.write(data).addCallbacks(
-            lambda _: self._write_next(), self._write_failed)
+        write_sequence = getattr(self.upload, "writeSequence", None)
+        written = (write_sequence(chunks) if write_sequence is not None
+                   else self.upload.write(b"".join(chunks)))
+        written.addCallbacks(lambda _: self._write_next(), self._write_failed)
 
     def _write_failed(self, failure: Failure) -> None:
         self._failure = failure

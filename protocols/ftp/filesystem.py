@@ -95,7 +95,12 @@ class FileInfo:
 
 
 class IUpload(Protocol):
-    """A file being written; nothing is visible at its path until :meth:`commit`."""
+    """A file being written; nothing is visible at its path until :meth:`commit`.
+
+    An upload may also offer ``writeSequence(chunks) -> Deferred[None]``, used
+    for the batches a data connection collects (the local one writes them
+    with writev(2), without joining them first).
+    """
 
     def write(self, data: bytes) -> Deferred[None]:
         """Write ``data`` at the end; the Deferred fires once written."""
@@ -155,6 +160,10 @@ class IFilesystem(Protocol):
 
     def subFilesystem(self, path: str) -> Deferred[IFilesystem]:
         """The filesystem rooted at directory ``path`` (a user's home)."""
+
+
+#: Buffers one writev(2) may take (the POSIX IOV_MAX, 1024 on Linux).
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
 
 
 def _process_umask() -> int:
@@ -304,11 +313,33 @@ class _LocalUpload:
         self._placeholder = placeholder
 
     def write(self, data: bytes) -> Deferred[None]:
-        return self._fs._run(self._file.write, data).addCallback(lambda _: None)
+        return self._fs._run(self._write_all, [data])
+
+    def writeSequence(self, chunks: list[bytes]) -> Deferred[None]:
+        """Write ``chunks`` in order with writev(2): one thread call, no joined copy."""
+        return self._fs._run(self._write_all, chunks)
+
+    def _write_all(self, chunks: list[bytes]) -> None:
+        # Straight to the descriptor (the file object's buffer stays empty),
+        # at most IOV_MAX buffers a call, resuming after a short write.
+        fd = self._file.fileno()
+        views = [memoryview(c) for c in chunks if c]
+        while views:
+            batch = views[:_IOV_MAX]
+            written = os.writev(fd, batch)
+            done = 0
+            while done < len(batch) and written >= len(batch[done]):
+                written -= len(batch[done])
+                done += 1
+            views = views[done:]
+            if written:
+                views[0] = views[0][written:]
 
     def _close(self) -> None:
         if self._truncate:
-            self._file.truncate()  # at the current position: the end of what came
+            # At the current position: the end of what came.
+            fd = self._file.fileno()
+            os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR))
         self._file.close()
 
     def commit(self) -> Deferred[None]:
