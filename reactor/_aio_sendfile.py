@@ -2,27 +2,58 @@
 
 A mixin of ``reactor._aio_tcp.Connection``, kept apart so that module stays
 small. ``loop.sendfile`` sends zero-copy where the loop can (asyncio's own
-socket transports); where it cannot (uvloop) a read loop does, with the
+socket transports); where it cannot (uvloop) ``_read_loop`` does, with the
 same ordering guarantee: the loop's transport refuses writes while it
 sends a file, so until it is done our writes, and further files, are held
 here in order.
+
+``_read_loop`` is mostly zero-copy too. While the loop's write buffer is
+empty (uvloop's ``get_write_buffer_size`` counts its own buffer and libuv's
+write queue) nothing of ours is waiting ahead of the socket, so it calls
+``os.sendfile`` on the socket's descriptor directly. When the socket is full
+(EAGAIN) it reads one small chunk (:data:`_NUDGE`) and writes it through
+the transport: the loop now holds bytes, so the direct path stops, and
+with the write-buffer limits at 0/0 for the transfer the loop pauses us
+(``pause_writing``) and resumes us (``resume_writing``) exactly when its
+buffer is empty again, i.e. when the socket took the chunk and has room.
+Never under TLS. Memory stays bounded by one chunk; cancellation and a lost
+connection end it at its next step, before any further write to the socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import socket
 from typing import TYPE_CHECKING, Any
 
 from deferred import Deferred, Failure
 from reactor._malloc import raise_mmap_threshold
 from reactor.error import ConnectionLost
-from reactor.tcp import HIGH_WATER
+from reactor.tcp import HIGH_WATER, LOW_WATER
 
 if TYPE_CHECKING:
     from reactor.aio import AsyncioReactor
 
 __all__ = ["FileSending"]
+
+#: Bytes asked of one ``os.sendfile`` call of the read loop's direct path; the
+#: kernel sends what the socket buffer takes, so this bounds one call's work.
+_SENDFILE_STEP = 4 * 1024 * 1024
+
+#: Bytes read and written through the loop's transport when the socket is
+#: full: the loop then tells us when it drained. Small, because these bytes
+#: are copied; the socket's next turn of room goes to ``os.sendfile``.
+_NUDGE = 16 * 1024
+
+#: Bytes sent in one go before letting the loop run other callbacks.
+_TURN = 16 * 1024 * 1024
+
+#: ``os.sendfile`` errors that mean "not from this file" (a file system that
+#: cannot), not a broken connection: the read loop reads the file instead.
+_NO_SENDFILE = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP,
+                          errno.EOVERFLOW, errno.ESPIPE})
 
 
 def _lost_reason(exc: OSError) -> ConnectionLost:
@@ -59,6 +90,10 @@ class FileSending:
     _writing_paused: bool
     _reading_paused: bool
     _write_closing: bool
+    _eof_pending: bool
+
+    #: The read loop set the write-buffer limits to 0/0 (restored when it ends).
+    _file_limits = False
 
     def _init_file_sending(self) -> None:
         # A loop.sendfile (or read loop) in progress, and what was written
@@ -123,8 +158,9 @@ class FileSending:
         task.add_done_callback(lambda task: self._file_done(task, job))
 
     async def _read_loop(self, job: _HeldFile) -> int:
-        """Send a file by reading it: a chunk at a time, waiting for the buffer
-        to drain below its low-water mark whenever it passes the high one."""
+        """Send a file where ``loop.sendfile`` cannot (uvloop): ``os.sendfile``
+        straight to the socket while the loop's buffer is empty, a read chunk
+        through the transport when the socket is full (see ``_direct_fd``)."""
         from reactor.sendfile import CHUNK_SIZE
 
         # Several chunks in flight at once: keep their memory in the heap, or
@@ -132,7 +168,14 @@ class FileSending:
         raise_mmap_threshold(4 * CHUNK_SIZE)
         fd = job.file if isinstance(job.file, int) else job.file.fileno()
         transport = self._transport
+        sock_fd = -1 if self._lost or transport.is_closing() else self._direct_fd()
+        if sock_fd >= 0:
+            # Limits of 0/0: any byte left in the loop's buffer pauses us and
+            # its full drain resumes us, the moment the socket is ours again.
+            self._file_limits = True
+            transport.set_write_buffer_limits(0, 0)
         offset, remaining, sent = job.offset, job.count, 0
+        turn = 0  # bytes sent since we last let the loop run
         while remaining > 0:
             if self._lost or transport.is_closing():
                 raise ConnectionLost(f"the connection was lost after {sent} bytes of the file")
@@ -142,15 +185,81 @@ class FileSending:
                     await waiter
                 finally:
                     self._drain_waiter = None
+                turn = 0
                 continue
-            data = os.pread(fd, min(CHUNK_SIZE, remaining), offset)
+            if turn >= _TURN:
+                # The socket keeps taking bytes: let other connections have a go.
+                await asyncio.sleep(0)
+                turn = 0
+                continue
+            size = CHUNK_SIZE
+            if sock_fd >= 0 and not transport.get_write_buffer_size():
+                # Nothing of ours queued in the loop: the socket is next in
+                # line, so bytes written to it directly keep their order.
+                try:
+                    n = os.sendfile(sock_fd, fd, offset, min(remaining, _SENDFILE_STEP))
+                except (BlockingIOError, InterruptedError):
+                    n = -1
+                except OSError as e:
+                    if e.errno not in _NO_SENDFILE:
+                        raise
+                    sock_fd = -1  # this file cannot be sendfile'd from: read it
+                    continue
+                if n == 0:
+                    break  # the file is shorter than asked
+                if n > 0:
+                    offset += n
+                    remaining -= n
+                    sent += n
+                    turn += n
+                    continue
+                # The socket is full. One small chunk through the loop's
+                # transport: the loop waits for the socket to take it, and its
+                # drain (resume_writing) says the socket has room again.
+                size = _NUDGE
+            data = os.pread(fd, min(size, remaining), offset)
             if not data:
                 break  # the file is shorter than asked
             transport.write(data)
             offset += len(data)
             remaining -= len(data)
             sent += len(data)
+            turn += len(data)
         return sent
+
+    def _direct_fd(self) -> int:
+        """The socket's descriptor, if ``os.sendfile`` may write to it directly.
+
+        Only a plain TCP connection (never under TLS, whose bytes must pass
+        the cipher) of a loop whose ``get_write_buffer_size`` counts every
+        byte it holds: uvloop counts its own buffer and libuv's write queue,
+        asyncio its buffer. Writing to the socket only while that is 0 keeps
+        the stream in order. -1 when not.
+        """
+        from reactor.tls import TLSConnection
+
+        if not hasattr(os, "sendfile") or isinstance(self.protocol, TLSConnection):
+            return -1
+        sock = self._transport.get_extra_info("socket")
+        if sock is None or getattr(sock, "type", None) != socket.SOCK_STREAM:
+            return -1
+        try:
+            return int(sock.fileno())
+        except (OSError, ValueError):
+            return -1
+
+    def _restore_write_limits(self) -> None:
+        """After a file sent by ``_read_loop``: the limits the connection's state asks for."""
+        if not self._file_limits:
+            return
+        self._file_limits = False
+        transport = self._transport
+        if self._lost or transport is None or transport.is_closing():
+            return
+        if (self.producer is not None and not self._streaming) or self._eof_pending:
+            transport.set_write_buffer_limits(0, 0)  # see Connection._start_pulling
+        else:
+            transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
 
     def _wake_read_loop(self) -> None:
         waiter = self._drain_waiter
@@ -178,6 +287,7 @@ class FileSending:
 
     def _file_done(self, task: asyncio.Task[int], job: _HeldFile) -> None:
         self._file_task = None
+        self._restore_write_limits()
         transport = self._transport
         if task.cancelled():
             exc: BaseException | None = asyncio.CancelledError()

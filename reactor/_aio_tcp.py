@@ -301,7 +301,9 @@ class Connection(FileSending, asyncio.Protocol, TCPOptions):
             return
         if not self._streaming:
             self._pull()
-        elif self._producer_paused:
+        elif self._producer_paused and self._held_bytes <= HIGH_WATER:
+            # (Above the mark, writes held behind a file keep it paused: the
+            # file's end resumes it, see _release_held.)
             self._producer_paused = False
             try:
                 producer.resumeProducing()
@@ -380,7 +382,8 @@ class Connection(FileSending, asyncio.Protocol, TCPOptions):
         transport = self._transport
         if transport is None or self._lost:
             return
-        if producer is not None and not self._streaming and not self._eof_pending:
+        if (producer is not None and not self._streaming and not self._eof_pending
+                and not self._file_limits):  # a file's read loop restores them when done
             transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         if self._file_task is not None:
             return  # the sendfile's end closes, if asked

@@ -8,11 +8,17 @@ number of bytes sent. Two ways, chosen by :func:`canSendFile`:
   byte passes through Python) on plain TCP connections: the selector
   reactor's ``reactor.tcp.Connection`` queues the transfer in its write
   queue; on an asyncio loop ``loop.sendfile(..., fallback=False)`` does it.
-- otherwise (uvloop, whose ``loop.sendfile`` is not implemented; TLS; UNIX
-  sockets; files that are not regular files) a read loop: chunks of
-  :data:`CHUNK_SIZE` read with ``os.pread`` and written by a push producer
-  registered on the transport, so it reads only as fast as the peer takes
-  the bytes and never holds more than a chunk plus the transport's buffer.
+- on uvloop, whose ``loop.sendfile`` is not implemented, mostly the same:
+  the connection calls ``os.sendfile`` on its socket itself while the
+  loop's write buffer is empty, and when the socket is full passes one
+  small read chunk through the loop's transport, whose drain says when to
+  go on (see ``reactor._aio_sendfile``). ``canSendFile`` still says False
+  there, as the loop itself cannot.
+- otherwise (TLS; UNIX sockets; files that are not regular files) a read
+  loop: chunks of :data:`CHUNK_SIZE` read with ``os.pread`` and written by
+  a push producer registered on the transport, so it reads only as fast as
+  the peer takes the bytes and never holds more than a chunk plus the
+  transport's buffer.
 
 Either way the transfer keeps its place among writes: data written before
 the call goes out first, data written after it (even while it runs) goes
