@@ -23,6 +23,7 @@ delivered to a paused protocol.
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, Protocol
@@ -102,9 +103,13 @@ class IBodyProducer(Protocol):
         ...
 
 
+# CR, LF or NUL would let a caller's data inject headers or requests.
+_BAD_HEAD_BYTE: Final = re.compile(rb"[\r\n\0]")
+
+
 def _check(value: bytes, what: str) -> bytes:
-    # CR, LF or NUL would let a caller's data inject headers or requests.
-    if b"\r" in value or b"\n" in value or b"\0" in value:
+    # One search in C rather than three scans: this runs for every header sent.
+    if _BAD_HEAD_BYTE.search(value) is not None:
         raise ValueError(f"invalid character in {what}: {value!r}")
     return value
 

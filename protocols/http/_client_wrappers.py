@@ -47,7 +47,10 @@ _SENSITIVE: Final = frozenset({b"authorization", b"cookie", b"cookie2",
 
 def _copy(headers: Headers | None) -> Headers:
     copied = Headers()
-    if headers is not None:
+    fields = getattr(headers, "_fields", None)
+    if fields is not None:  # our Headers: copied by its dict, not field by field
+        copied._fields = {key: (name, list(values)) for key, (name, values) in fields.items()}
+    elif headers is not None:
         for name, values in headers.getAllRawHeaders():
             copied.setRawHeaders(name, values)
     return copied

@@ -185,7 +185,13 @@ class HTTPConnectionPool:
         self._reactor = reactor
         self.persistent = persistent
         self._connections: dict[Hashable, list[HTTP11ClientProtocol]] = {}
+        # One idle timer per connection, kept while the connection is lent
+        # out: a keep-alive client takes and returns a connection on every
+        # request, and cancelling and scheduling a timer each time cost more
+        # than the rest of the pool's work. When a timer fires it checks
+        # how long the connection has really been idle (_idleSince).
         self._timeouts: dict[HTTP11ClientProtocol, Any] = {}
+        self._idleSince: dict[HTTP11ClientProtocol, float] = {}
 
     def getConnection(self, key: Hashable, endpoint: _Endpoint) -> Deferred[HTTP11ClientProtocol]:
         """An idle cached connection for ``key``, else a new one from ``endpoint``.
@@ -197,11 +203,14 @@ class HTTPConnectionPool:
             connection = cached.pop(0)
             if not cached:
                 del self._connections[key]
-            self._forget_timer(connection)
-            connection.lostCallback = None
             if connection.state == "QUIESCENT":
+                self._idleSince.pop(connection, None)  # its timer stays; see __init__
+                # Lost while lent out: its timer has nothing left to do.
+                connection.lostCallback = self._forget_timer
                 connection.reused = True
                 return succeed(connection)
+            self._forget_timer(connection)
+            connection.lostCallback = None
             cached = self._connections.get(key)
         return self._newConnection(key, endpoint)
 
@@ -230,11 +239,21 @@ class HTTPConnectionPool:
             self._remove(key, conn)
 
         connection.lostCallback = lost
-        self._timeouts[connection] = self._reactor.callLater(
-            self.cachedConnectionTimeout, self._expire, key, connection)
+        self._idleSince[connection] = self._reactor.seconds()
+        if connection not in self._timeouts:
+            self._timeouts[connection] = self._reactor.callLater(
+                self.cachedConnectionTimeout, self._expire, key, connection)
 
     def _expire(self, key: Hashable, connection: HTTP11ClientProtocol) -> None:
         self._timeouts.pop(connection, None)
+        since = self._idleSince.get(connection)
+        if since is None:
+            return  # lent out: armed again when it comes back
+        remaining = since + self.cachedConnectionTimeout - self._reactor.seconds()
+        if remaining > 0:  # it was used meanwhile: idle for less than the timeout
+            self._timeouts[connection] = self._reactor.callLater(
+                remaining, self._expire, key, connection)
+            return
         self._remove(key, connection)
         if connection.transport is not None:
             connection.transport.loseConnection()
@@ -248,6 +267,7 @@ class HTTPConnectionPool:
                 del self._connections[key]
 
     def _forget_timer(self, connection: HTTP11ClientProtocol) -> None:
+        self._idleSince.pop(connection, None)
         timer = self._timeouts.pop(connection, None)
         if timer is not None and timer.active():
             timer.cancel()

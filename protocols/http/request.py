@@ -15,6 +15,7 @@ import binascii
 import http
 import logging
 import time
+from time import time as _time
 from typing import IO, Any, Protocol
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -35,6 +36,9 @@ accessLog = logging.getLogger("protocols.http.access")
 
 # Status codes whose responses never carry a body (RFC 9110 §6.4.1).
 _NO_BODY_CODES = frozenset({204, 304})
+
+# ``clientproto`` for the versions llhttp accepts, made once.
+_PROTOCOLS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
 
 
 class IEncoder(Protocol):
@@ -113,20 +117,22 @@ class Request:
     _requestHeaders: Headers | None = None
     _cookies: dict[bytes, bytes] | None = None
     _customMessage = False
+    # Made on first use (most responses set no header, most requests carry
+    # no upload): the properties below.
+    _responseHeaders: Headers | None = None
+    _files: dict[bytes, list[Any]] | None = None
 
     def __init__(self, channel: Any, head: RequestHead) -> None:
         self.channel: Any = channel
         site = self.site = channel.factory
         self.method = head.method
         self.uri = target = head.target
-        self.clientproto = b"HTTP/" + head.version
-        self.responseHeaders = Headers()
-        self.files: dict[bytes, list[Any]] = {}
+        self.clientproto = _PROTOCOLS.get(head.version) or b"HTTP/" + head.version
         self.prepath: list[bytes] = []
         self.maxBodySize = site.max_body
         self._head = head
         self._persistent = head.keep_alive
-        self._started = time.time()
+        self._started = _time()
         # Kept here: the address is still wanted (access log) after the
         # request lets go of its channel.
         self.client: Any = channel.peer
@@ -160,6 +166,30 @@ class Request:
     @requestHeaders.setter
     def requestHeaders(self, headers: Headers) -> None:
         self._requestHeaders = headers
+
+    @property
+    def responseHeaders(self) -> Headers:
+        """The response's :class:`Headers` (made on first use)."""
+        headers = self._responseHeaders
+        if headers is None:
+            headers = self._responseHeaders = Headers()
+        return headers
+
+    @responseHeaders.setter
+    def responseHeaders(self, headers: Headers) -> None:
+        self._responseHeaders = headers
+
+    @property
+    def files(self) -> dict[bytes, list[Any]]:
+        """Multipart file parts: name -> ``UploadedFile`` list (made on first use)."""
+        files = self._files
+        if files is None:
+            files = self._files = {}
+        return files
+
+    @files.setter
+    def files(self, files: dict[bytes, list[Any]]) -> None:
+        self._files = files
 
     @property
     def received_cookies(self) -> dict[bytes, bytes]:
@@ -451,15 +481,25 @@ class Request:
         Twisted; a value the resource set itself wins, except Connection
         when the connection must close.
         """
+        return b"".join(self._head_lines(length))
+
+    def _head_lines(self, length: int | None) -> list[bytes]:
+        """:meth:`_head_bytes` as a list of lines, to be joined with the body."""
         self.startedWriting = True
-        fields = self.responseHeaders._fields
+        headers = self._responseHeaders
+        fields = headers._fields if headers is not None else None
         code = self.code
         lines = [_status_line(code, self.code_message) if self._customMessage
                  else _STATUS_LINES.get(code) or _status_line(code, self.code_message)]
         no_body = code in _NO_BODY_CODES or 100 <= code < 200
-        if not no_body and b"content-length" not in fields:
+        if not no_body and (not fields or b"content-length" not in fields):
             if length is not None:
-                lines.append(b"Content-Length: %d\r\n" % length)
+                line = _LENGTH_LINES.get(length)
+                if line is None:
+                    line = b"Content-Length: %d\r\n" % length
+                    if len(_LENGTH_LINES) < 4096:  # bounded: bodies are any size
+                        _LENGTH_LINES[length] = line
+                lines.append(line)
             elif self.clientproto == b"HTTP/1.1":
                 self._chunked = True
                 lines.append(b"Transfer-Encoding: chunked\r\n")
@@ -477,6 +517,10 @@ class Request:
             connection = b"Connection: keep-alive\r\n"
         if connection is not None:
             lines.append(connection)
+        if not fields:
+            lines.append(_date_server(self.site.serverHeader))
+            lines.append(b"\r\n")
+            return lines
         for key, (name, values) in fields.items():
             if connection is not None and key == b"connection":
                 continue
@@ -490,25 +534,28 @@ class Request:
         else:
             lines.append(_date_server(self.site.serverHeader))
         lines.append(b"\r\n")
-        return b"".join(lines)
+        return lines
 
     def _writeWhole(self, body: bytes) -> None:
-        """Head with Content-Length, then the body, in one write."""
-        head = self._head_bytes(len(body))
-        send_body = self.method != b"HEAD" and self.code not in _NO_BODY_CODES
-        self.sentLength = len(body) if send_body else 0
+        """Head with Content-Length, then the body, in one write (one join)."""
+        lines = self._head_lines(len(body))
+        if body and self.method != b"HEAD" and self.code not in _NO_BODY_CODES:
+            self.sentLength = len(body)
+            lines.append(body)
+        else:
+            self.sentLength = 0
         assert self.channel is not None
-        self.channel.writeSequence([head, body] if send_body and body else [head])
+        self.channel.writeSequence(lines)
 
     def _closeUploads(self) -> None:
         # Uploaded files may be on disk: free them as soon as the request ends.
-        for uploads in self.files.values():
+        for uploads in (self._files or {}).values():
             for upload in uploads:
                 upload.file.close()
 
     def _complete(self) -> None:
         self.finished = True
-        if self.files:
+        if self._files:
             self._closeUploads()
         channel, self.channel = self.channel, None
         if channel is not None:
@@ -526,6 +573,13 @@ class Request:
             result = self.resource.render(self)
         except Exception:
             self.processingFailed(Failure())
+            return
+        if (type(result) is bytes and self.encoder is None and not self.startedWriting
+                and self.channel is not None and not self.finished):
+            # The common case, a whole body returned at once: straight to the
+            # one write of head and body.
+            self._writeWhole(result)
+            self._complete()
             return
         self._handleResult(result)
 
@@ -598,7 +652,7 @@ class Request:
             return
         self._lost = reason
         self.channel = None
-        if self.files:
+        if self._files:
             self._closeUploads()
         producer, self._producer = self._producer, None
         if producer is not None:
@@ -634,17 +688,23 @@ _STATUS_LINES: dict[int, bytes] = {
     for status in http.HTTPStatus
 }
 
-_date_server_cache: tuple[bytes, bytes, bytes] = (b"", b"", b"")
+# Content-Length lines by length: a server sends the same few sizes again and
+# again, and a dict lookup costs a tenth of formatting the line.
+_LENGTH_LINES: dict[int, bytes] = {}
+
+_date_server_cache: tuple[int, bytes, bytes] = (-1, b"", b"")
 
 
 def _date_server(server: bytes) -> bytes:
     """``Date`` and ``Server`` header lines, remade when the second changes."""
     global _date_server_cache
-    date = http_date()
-    cached_date, cached_server, lines = _date_server_cache
-    if date is not cached_date or server != cached_server:
-        lines = b"Date: " + date + b"\r\nServer: " + server + b"\r\n"
-        _date_server_cache = (date, server, lines)
+    # The second is compared here rather than by calling http_date(): one
+    # clock read and no call on the hot path.
+    now = int(_time())
+    cached_now, cached_server, lines = _date_server_cache
+    if now != cached_now or server is not cached_server:
+        lines = b"Date: " + http_date() + b"\r\nServer: " + server + b"\r\n"
+        _date_server_cache = (now, server, lines)
     return lines
 
 

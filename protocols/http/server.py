@@ -42,6 +42,7 @@ from __future__ import annotations
 import collections
 import logging
 import weakref
+from io import BytesIO
 from typing import Any, Final
 
 from deferred import Failure
@@ -60,7 +61,7 @@ from .parser import (
     RequestParser,
     Upgrade,
 )
-from .request import Request
+from .request import Request, accessLog
 from .resource import IResource, getChildForRequest
 
 __all__ = ["HTTPChannel", "Headers", "Request", "Site"]
@@ -99,6 +100,7 @@ class HTTPChannel(Protocol):
         self._timer: Any = None
         self._timerKind = 0
         self._deadline = 0.0
+        self._timerAt = 0.0
         self.closing = False
         self.draining = False
         self._inData = False
@@ -132,15 +134,16 @@ class HTTPChannel(Protocol):
             # bytes are not HTTP we will answer.
             return
         for event in parser.feed(data):
+            # Ordered by frequency: every request has a head and an end.
             kind = type(event)
-            if kind is BodyData:
-                request = self._receiving
-                if request is not None:
-                    self._bodyData(request, event.data)  # type: ignore[union-attr]
-            elif kind is RequestHead:
+            if kind is RequestHead:
                 self._headReceived(event)  # type: ignore[arg-type]
             elif kind is EndOfMessage:
                 self._bodyReceived()
+            elif kind is BodyData:
+                request = self._receiving
+                if request is not None:
+                    self._bodyData(request, event.data)  # type: ignore[union-attr]
             elif kind is ParseError:
                 self._parseError(event)  # type: ignore[arg-type]
             elif kind is Upgrade:
@@ -210,6 +213,8 @@ class HTTPChannel(Protocol):
             return
         if getattr(request.resource, "streamRequestBody", False):
             request._stream = BodyStream(self._pauseForBody)
+        elif head.content_length is None and not head.chunked:
+            request.content = BytesIO()  # no body (most GETs): new_body_file's answer
         else:
             request.content = new_body_file(site.spoolThreshold, head)
         self._receiving = request
@@ -248,13 +253,14 @@ class HTTPChannel(Protocol):
         if request._stream is not None:
             request._stream.end()
             return
-        content = request.content
-        assert content is not None
-        content.seek(0)
-        if request._bodyLength and getattr(request.resource, "parseForms", True):
-            ctype = request.getHeader(b"content-type")
-            if ctype is not None:
-                self._parseForm(request, ctype)
+        if request._bodyLength:  # else nothing was written: still at 0
+            content = request.content
+            assert content is not None
+            content.seek(0)
+            if getattr(request.resource, "parseForms", True):
+                ctype = request.getHeader(b"content-type")
+                if ctype is not None:
+                    self._parseForm(request, ctype)
 
     def _parseForm(self, request: Request, ctype: bytes) -> None:
         from .forms import FormError, get_boundary, parse_multipart, parse_urlencoded
@@ -417,7 +423,8 @@ class HTTPChannel(Protocol):
 
     def requestDone(self, request: Request) -> None:
         """Called when a request finished: log, then move to the next one."""
-        request._logAccess()
+        if accessLog.isEnabledFor(logging.INFO):
+            request._logAccess()
         if self._queue and self._queue[0] is request:
             self._queue.popleft()
         self._rendering = False
@@ -433,7 +440,9 @@ class HTTPChannel(Protocol):
             self._pause("pipeline", False)
         if not self._inData:
             self._updateTimer()
-        self._advance()
+        if self._queue or self._error is not None or self.closing:
+            # Otherwise there is nothing for _step to do: skip the call.
+            self._advance()
 
     def cutResponse(self) -> None:
         """Close after what was written, leaving the response visibly truncated.
@@ -481,10 +490,20 @@ class HTTPChannel(Protocol):
             self._arm(_BODY, site.bodyTimeout)
         elif self._queue:
             self._timerKind = 0  # rendering: the resource's business (timer kept, idle)
-        elif self._parser is not None and self._parser.in_head:
+        elif self._parser is not None and self._parser._in_head:
             self._arm(_HEAD, site.headerTimeout)
         else:
-            self._arm(_IDLE, site.timeout)
+            seconds = site.timeout
+            timer = self._timer
+            if timer is not None and seconds is not None:
+                # _arm's commonest case inline (after each keep-alive response):
+                # the timer stays, only the deadline moves.
+                deadline = self._clock.seconds() + seconds
+                if self._timerAt <= deadline:
+                    self._timerKind = _IDLE
+                    self._deadline = deadline
+                    return
+            self._arm(_IDLE, seconds)
 
     def _arm(self, kind: int, seconds: float | None) -> None:
         # One DelayedCall per connection, moved lazily: most requests only
@@ -496,11 +515,14 @@ class HTTPChannel(Protocol):
             return  # absolute: more trickling bytes do not extend it
         clock = self._clock
         self._timerKind = kind
-        self._deadline = clock.seconds() + seconds
+        deadline = self._deadline = clock.seconds() + seconds
         if self._timer is None:
             self._timer = clock.callLater(seconds, self._timedOut)
-        elif self._timer.getTime() > self._deadline:
+            self._timerAt = deadline
+        elif self._timerAt > deadline:
+            # _timerAt mirrors the timer's getTime(), without the call.
             self._timer.reset(seconds)
+            self._timerAt = deadline
 
     def _disarm(self) -> None:
         self._timerKind = 0
@@ -516,6 +538,7 @@ class HTTPChannel(Protocol):
         remaining = self._deadline - self._clock.seconds()
         if remaining > 0:
             self._timer = self._clock.callLater(remaining, self._timedOut)
+            self._timerAt = self._deadline
             return
         self._timerKind = 0
         if kind == _IDLE:

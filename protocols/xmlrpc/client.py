@@ -242,6 +242,7 @@ class Proxy:
         self._reactor = reactor
         self._pool = pool
         self._agent: Any = None
+        self._sentHeaders: tuple[tuple[bytes | None, bytes | None], Headers] | None = None
         self._limits = XMLRPCLimits(max_body=maxResponseSize,
                                     max_decompressed=maxResponseSize)
 
@@ -269,6 +270,14 @@ class Proxy:
         return self._agent
 
     def _headers(self) -> Headers:
+        # The same for every call while the credentials stay: made once. The
+        # Agent copies what it is given, so sharing it between calls is safe.
+        key = (self.user, self.password)
+        if self._sentHeaders is None or self._sentHeaders[0] != key:
+            self._sentHeaders = (key, self._makeHeaders())
+        return self._sentHeaders[1]
+
+    def _makeHeaders(self) -> Headers:
         headers = Headers()
         headers.setRawHeaders(b"Content-Type", [b"text/xml; charset=utf-8"])
         headers.setRawHeaders(b"User-Agent", [USER_AGENT])

@@ -70,7 +70,7 @@ import sys
 import weakref
 import xmlrpc.client
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from deferred import Deferred
 from protocols.http.resource import ErrorPage, Resource
@@ -353,7 +353,8 @@ class XMLRPC(Resource):
             result = self._call(request, name, params)
         except Exception as e:
             return dumps_fault(self._faultFor(e, name), self.encoding)
-        if isinstance(result, Deferred) or inspect.isawaitable(result):
+        if type(result) not in _PLAIN_RESULTS and (
+                isinstance(result, Deferred) or inspect.isawaitable(result)):
             return self._later(request, result, name)
         return self._compressed(request, self._marshal(result, name))
 
@@ -444,12 +445,54 @@ def _accepts_gzip(accept: bytes | None) -> bool:
 
 
 def _is_xml(content_type: bytes | None) -> bool:
+    # Asked twice per call (head hook, render) with one of a few values:
+    # remembered, in a bounded dict since the value is the client's.
+    known = _IS_XML.get(content_type)
+    if known is not None:
+        return known
     kind = (content_type or b"").split(b";", 1)[0]
-    return kind.strip().lower() in _XML_TYPES
+    known = kind.strip().lower() in _XML_TYPES
+    if len(_IS_XML) < 64:
+        _IS_XML[content_type] = known
+    return known
 
 
-_SIGNATURES: weakref.WeakKeyDictionary[Any, inspect.Signature | None] = \
-    weakref.WeakKeyDictionary()
+_IS_XML: dict[bytes | None, bool] = {}
+
+# Results that are surely not awaitable: inspect.isawaitable, a handful of
+# checks in Python, is skipped for them.
+_PLAIN_RESULTS: Final = frozenset({int, str, float, bool, list, dict, tuple, bytes,
+                                   type(None)})
+
+
+class _Arity(NamedTuple):
+    """What a signature accepts from positional arguments alone (XML-RPC's only kind)."""
+
+    signature: inspect.Signature
+    required: int          # positional parameters without a default
+    maximum: int | None    # positional parameters in all; None with *args
+    keyword_required: bool  # a keyword-only parameter without a default
+
+
+def _arity(signature: inspect.Signature) -> _Arity:
+    required = 0
+    maximum: int | None = 0
+    keyword_required = False
+    for parameter in signature.parameters.values():
+        kind = parameter.kind
+        if kind is parameter.VAR_POSITIONAL:
+            maximum = None
+        elif kind is parameter.KEYWORD_ONLY:
+            keyword_required = keyword_required or parameter.default is parameter.empty
+        elif kind is not parameter.VAR_KEYWORD:
+            if maximum is not None:
+                maximum += 1
+            if parameter.default is parameter.empty:
+                required += 1
+    return _Arity(signature, required, maximum, keyword_required)
+
+
+_SIGNATURES: weakref.WeakKeyDictionary[Any, _Arity | None] = weakref.WeakKeyDictionary()
 
 
 def _check_arguments(function: Callable[..., Any], params: tuple[Any, ...]) -> None:
@@ -457,25 +500,32 @@ def _check_arguments(function: Callable[..., Any], params: tuple[Any, ...]) -> N
 
     Checked before the call so that a TypeError raised *inside* a procedure
     is a failure (8002), not "bad parameters" (-32602). Signatures are
-    cached per function (inspect.signature costs more than a small call).
+    cached per function (inspect.signature costs more than a small call),
+    with the counts that decide a positional call: ``Signature.bind``, which
+    costs several microseconds, runs only to word the error of a call that
+    does not fit.
     """
     target = getattr(function, "__func__", None)
     owner = getattr(function, "__self__", None)
     bound = target is not None and owner is not None
     key: Any = target if bound else function
     try:
-        signature = _SIGNATURES[key]
+        arity = _SIGNATURES[key]
     except (KeyError, TypeError):
         try:
-            signature = inspect.signature(key)
+            arity = _arity(inspect.signature(key))
         except (TypeError, ValueError):
-            signature = None  # some builtins have none: let the call decide
+            arity = None  # some builtins have none: let the call decide
         try:
-            _SIGNATURES[key] = signature
+            _SIGNATURES[key] = arity
         except TypeError:
             pass  # not weakly referenceable (a builtin): computed each time
-    if signature is not None:
-        signature.bind(*((owner, *params) if bound else params))
+    if arity is None:
+        return
+    count = len(params) + 1 if bound else len(params)
+    if (count < arity.required or (arity.maximum is not None and count > arity.maximum)
+            or arity.keyword_required):
+        arity.signature.bind(*((owner, *params) if bound else params))
 
 
 async def _settle(result: Any) -> Any:

@@ -310,3 +310,58 @@ async def test_connect_timeout_covers_the_tls_handshake(reactor: Any, ca: trustm
     with pytest.raises(ConnectTimeoutError):
         await agent.request(b"GET", b"https://127.0.0.1:%d/" % port.getHost().port)
     await port.stopListening()
+
+
+class _IdleConnection:
+    """Just what the pool reads of a cached connection."""
+
+    def __init__(self) -> None:
+        self.state = "QUIESCENT"
+        self.reused = False
+        self.lostCallback: Any = None
+        self.closed = False
+        self.transport: Any = self
+
+    def loseConnection(self) -> None:
+        self.closed = True
+
+
+def test_idle_timer_counts_from_the_last_return_not_the_first() -> None:
+    from protocols.http._pool import HTTPConnectionPool
+    from reactor.testing import Clock
+
+    clock = Clock()
+    pool = HTTPConnectionPool(clock)
+    pool.cachedConnectionTimeout = 10.0
+    connection: Any = _IdleConnection()
+    key = ("http", b"h", 80, 0)
+    pool._putConnection(key, connection)
+    clock.advance(8)
+    taken: list[Any] = []
+    pool.getConnection(key, None).addCallback(taken.append)  # type: ignore[arg-type]
+    assert taken == [connection] and connection.reused
+    clock.advance(1)
+    pool._putConnection(key, connection)  # idle again at t=9: expires at t=19
+    assert len(clock.getDelayedCalls()) == 1  # the first timer was kept, not doubled
+    clock.advance(1.5)  # t=10.5: the first timer fires, finds it idle 1.5 s only
+    assert not connection.closed and pool.cachedConnections(key) == 1
+    clock.advance(8)  # t=18.5
+    assert not connection.closed
+    clock.advance(0.5)  # t=19
+    assert connection.closed and pool.cachedConnections(key) == 0
+    assert clock.getDelayedCalls() == []
+
+
+def test_connection_lost_while_lent_out_drops_its_idle_timer() -> None:
+    from protocols.http._pool import HTTPConnectionPool
+    from reactor.testing import Clock
+
+    clock = Clock()
+    pool = HTTPConnectionPool(clock)
+    connection: Any = _IdleConnection()
+    key = ("http", b"h", 80, 0)
+    pool._putConnection(key, connection)
+    pool.getConnection(key, None)  # type: ignore[arg-type]
+    assert len(clock.getDelayedCalls()) == 1
+    connection.lostCallback(connection)  # what the protocol does when it is lost
+    assert clock.getDelayedCalls() == []

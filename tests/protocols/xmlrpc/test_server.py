@@ -920,3 +920,34 @@ def test_twisted_names() -> None:
 
     assert rpc.lookupProcedure("renamed") is original
     assert "original" not in rpc.funcs
+
+
+def test_argument_check_counts_like_signature_bind() -> None:
+    # The cached counts decide; Signature.bind only words the error.
+    from protocols.xmlrpc.server import _check_arguments
+
+    def two(a: int, b: int) -> None: ...
+    def defaults(a: int, b: int = 1, /) -> None: ...
+    def star(a: int, *rest: int) -> None: ...
+    def keyword_needed(a: int, *, k: int) -> None: ...
+    def keyword_optional(a: int, *, k: int = 0, **extra: int) -> None: ...
+
+    class Holder:
+        def method(self, a: int) -> None: ...
+
+    cases: list[tuple[Callable[..., Any], tuple[int, ...], bool]] = [
+        (two, (1, 2), True), (two, (1,), False), (two, (1, 2, 3), False),
+        (defaults, (1,), True), (defaults, (1, 2), True), (defaults, (), False),
+        (defaults, (1, 2, 3), False),
+        (star, (1,), True), (star, (1, 2, 3, 4), True), (star, (), False),
+        (keyword_needed, (1,), False),
+        (keyword_optional, (1,), True), (keyword_optional, (1, 2), False),
+        (Holder().method, (1,), True), (Holder().method, (), False),
+        (Holder().method, (1, 2), False),
+    ]
+    for function, params, fits in cases * 2:  # the second round uses the cache
+        if fits:
+            _check_arguments(function, params)
+        else:
+            with pytest.raises(TypeError):
+                _check_arguments(function, params)
