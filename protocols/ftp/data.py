@@ -35,12 +35,17 @@ class UploadSink:
         upload: Where the bytes go.
         transport: The data connection, paused while too much waits.
         high_water: Bytes waiting to be written above which reading pauses.
+        batch: Bytes collected before a write starts (all of them when the
+            data ends, see :meth:`drain`): each write is a hop to the thread
+            pool and back, which small batches would pay for every read.
     """
 
-    def __init__(self, upload: IUpload, transport: Any, high_water: int = 1 << 20) -> None:
+    def __init__(self, upload: IUpload, transport: Any, high_water: int = 2 << 20,
+                 batch: int = 512 << 10) -> None:
         self.upload = upload
         self.transport = transport
         self.high_water = high_water
+        self.batch = batch
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._writing = False
@@ -58,10 +63,15 @@ class UploadSink:
         if self._pending_size > self.high_water and not self._paused:
             self._paused = True
             self.transport.pauseProducing()
-        if not self._writing:
+        if not self._writing and self._pending_size >= self.batch:
             self._write_next()
 
     def _write_next(self) -> None:
+        ending = bool(self._waiters)  # drain() asked: write what is left, however little
+        if (self._pending_size < self.batch and not ending and self._failure is None
+                and not self._stopped and not self._paused):
+            self._writing = False  # wait for a fuller batch
+            return
         if not self._pending or self._failure is not None or self._stopped:
             self._writing = False
             if self._paused and self._failure is None and not self._stopped:
@@ -98,6 +108,9 @@ class UploadSink:
             self._waiters.append(d)
         elif self._failure is not None:
             d.errback(self._failure)
+        elif self._pending and not self._stopped:
+            self._waiters.append(d)  # the last, short batch
+            self._write_next()
         else:
             d.callback(None)
         return d
