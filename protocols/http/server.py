@@ -370,8 +370,15 @@ class HTTPChannel(Protocol):
             return
         self.closing = True
         self._disarm()
+        if self._lingering:
+            # Already closing this way. A full close now would reset the
+            # connection while the client may still be sending, destroying
+            # the response (it happened when a streamed body went over its
+            # limit in a later read than its head: the request finished,
+            # lingering began, then the channel's next step closed again).
+            return
         half_close = getattr(transport, "loseWriteConnection", None)
-        if not linger or half_close is None or self._lingering:
+        if not linger or half_close is None:
             transport.loseConnection()
             return
         self._lingering = True

@@ -18,6 +18,7 @@ from deferred import Deferred
 from protocols.http import Resource, Site
 from protocols.http import request as request_module
 from protocols.http.resource import NOT_DONE_YET
+from reactor.testing import StringTransport
 from tests.protocols.http.test_server import raw_exchange
 
 MiB = 1024 * 1024
@@ -526,3 +527,41 @@ async def test_cookies_in_and_out(reactor: Any) -> None:
     assert set_cookies[0].startswith("session=abc")
     assert "HttpOnly" in set_cookies[0] and "Path=/" in set_cookies[0]
     await port.stopListening()
+
+
+# -- lingering close, without sockets ------------------------------------------------------
+
+
+class HalfClosingTransport(StringTransport):
+    """A StringTransport that records a half-close (loseWriteConnection)."""
+
+    writeClosed = False
+
+    def loseWriteConnection(self) -> None:
+        self.writeClosed = True
+
+
+def test_a_streamed_body_over_the_limit_in_a_later_read_lingers(clock: Any) -> None:
+    # The head and the first chunk in one read: rendering starts and waits for
+    # more. The chunk crossing the limit in the next read ends the request
+    # with 413; the channel must then linger (half-close, keep reading), never
+    # close outright while the client may still be sending: that reset used
+    # to destroy the 413 before the client read it.
+    resource = StreamDigest()
+    resource.maxBodySize = 100_000
+    site = Site(tree(up=resource))
+    site.clock = clock
+    channel = site.buildProtocol(("127.0.0.1", 1))
+    assert channel is not None
+    transport = HalfClosingTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(b"PUT /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + b"%x\r\n" % len(PATTERN) + PATTERN + b"\r\n")
+    assert transport.value() == b""  # rendering, waiting for more body
+    channel.dataReceived(b"%x\r\n" % len(PATTERN) + PATTERN + b"\r\n")
+    assert transport.value().startswith(b"HTTP/1.1 413 ")
+    assert transport.writeClosed and not transport.disconnecting
+    channel.dataReceived(b"%x\r\n" % len(PATTERN) + PATTERN + b"\r\n")  # read and dropped
+    assert not transport.disconnecting
+    clock.advance(site.lingerTimeout)  # then the connection is closed after all
+    assert transport.disconnecting
