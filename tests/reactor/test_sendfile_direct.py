@@ -83,6 +83,21 @@ def opener(path: Path, as_descriptor: bool) -> tuple[Any, Any]:
     return f, f.close
 
 
+def serve_with_small_send_buffer(reactor: Any, script: Any) -> tuple[Any, Sender]:
+    """serve_once, with the server's send buffer fixed at 64 KiB.
+
+    With autotuning the kernel may grow it to megabytes and take a whole file
+    at once (it did, on select, in a full test run), and then the socket is
+    never full: the paths these tests are about would not run.
+    """
+    def shrunk(proto: Sender) -> Any:
+        handle = proto.transport.getHandle()
+        handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        return script(proto)
+
+    return serve_once(reactor, shrunk)
+
+
 @pytest.mark.parametrize("as_descriptor", [False, True], ids=["file", "fd"])
 async def test_large_file_goes_out_by_sendfile_intact(
         reactor: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -140,7 +155,7 @@ async def test_slow_reader_many_full_sockets_order_kept(
 
         return d1.addCallback(lambda _: d2).addCallback(sent)
 
-    port, sender = serve_once(reactor, script)
+    port, sender = serve_with_small_send_buffer(reactor, script)
     got = await reactor.deferToThread(read_slowly, port.getHost().port)
     assert (await sender.done).value is None
     assert len(got) == 3 * MIB + len(data) + 7 + 1000 + 5
@@ -167,7 +182,7 @@ async def test_reset_while_the_socket_is_full_fails_everything_queued(
         d2.addBoth(outcomes.append)
         return d1
 
-    port, sender = serve_once(reactor, script)
+    port, sender = serve_with_small_send_buffer(reactor, script)
     got = await reactor.deferToThread(read_slowly, port.getHost().port, 4096, 200_000)
     assert len(got) >= 200_000
     outcome = (await sender.done).value
@@ -209,7 +224,7 @@ async def test_writes_interleaved_with_files_keep_their_order(
 
         return ds[-1].addCallback(close)
 
-    port, sender = serve_once(reactor, script)
+    port, sender = serve_with_small_send_buffer(reactor, script)
     got = await reactor.deferToThread(read_slowly, port.getHost().port, 65536)
     assert (await sender.done).value is None
     want = b"".join(expected) + b"end"
@@ -265,9 +280,6 @@ async def test_producer_writing_behind_a_file_stays_bounded(
 
     def script(proto: Sender) -> Deferred[None]:
         t: Any = proto.transport
-        # A fixed, small send buffer: with autotuning the kernel may take the
-        # whole file at once, and then nothing is held behind it to test.
-        t.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
         f = open(tmp_path / "f", "rb")  # noqa: SIM115 - closed when sent
         d = sendFile(t, f, 0, len(data))
         assert file_in_flight(t)
@@ -278,7 +290,7 @@ async def test_producer_writing_behind_a_file_stays_bounded(
         first_burst.append(flood.written)
         return d.addCallback(lambda _: f.close())
 
-    port, sender = serve_once(reactor, script)
+    port, sender = serve_with_small_send_buffer(reactor, script)
     got = await reactor.deferToThread(read_slowly, port.getHost().port)
     assert (await sender.done).value is None
     assert got == data + b"p" * (2 * MIB)
