@@ -59,11 +59,13 @@ CHUNK_SIZE = 256 * 1024
 
 
 def canSendFile(transport: Any) -> bool:
-    """Whether ``transport`` sends files with ``os.sendfile`` (zero-copy).
+    """Whether ``transport``'s own machinery sends files zero-copy.
 
     True for plain TCP connections of the selector reactor and of the
-    asyncio backend; False for uvloop, TLS, UNIX sockets and anything else,
-    where :func:`sendFile` uses its read loop instead.
+    asyncio backend (``loop.sendfile``); False for TLS, UNIX sockets and
+    anything else, where :func:`sendFile` uses its read loop. False on uvloop
+    too, whose loop cannot; :func:`sendFile` there still calls
+    ``os.sendfile`` itself for nearly every byte (see the module docstring).
     """
     probe = getattr(transport, "_can_send_file", None)
     return bool(probe is not None and probe())
