@@ -234,11 +234,16 @@ async def test_abort_during_transfer_fails_the_deferred(reactor: Any, tmp_path: 
     files: list[Any] = []
 
     def script(proto: Sender) -> Deferred[Any]:
+        # A small, fixed send buffer and the abort on the next loop turn: only
+        # the reactor's thread moves file bytes into the socket, so however
+        # busy the machine, 48 MiB cannot all be out by then (a timer of a
+        # millisecond could be late enough for a fast reader to get it all).
+        proto.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
         f = open(tmp_path / "f", "rb")  # noqa: SIM115 - closed when sent
         files.append(f)
         d = sendFile(proto.transport, f, 0, 48 * MIB)
         proto.transport.write(b"never sent")
-        reactor.callLater(0.001, proto.transport.abortConnection)
+        reactor.callLater(0, proto.transport.abortConnection)
         return d
 
     port, sender = serve_once(reactor, script)
