@@ -250,6 +250,12 @@ def formatListLine(info: FileInfo, now: float | None = None) -> str:
 FACTS = ("type", "size", "modify", "perm", "unique")
 
 
+# RFC 3659 perm fact letters each permission grants, in the RFC's order.
+_DIR_PERM_LETTERS = (("read", "el"), ("write", "c"), ("delete", "dp"), ("rename", "f"),
+                     ("mkdir", "m"))
+_FILE_PERM_LETTERS = (("read", "r"), ("write", "aw"), ("delete", "d"), ("rename", "f"))
+
+
 def formatFacts(info: FileInfo, permissions: frozenset[str], name: str | None = None,
                 facts: Sequence[str] | None = None) -> str:
     """One ``MLSD``/``MLST`` line (RFC 3659): ``type=file;size=..;...; name``.
@@ -258,29 +264,9 @@ def formatFacts(info: FileInfo, permissions: frozenset[str], name: str | None = 
     rename, mkdir), within what the file's mode allows. ``facts`` selects
     which facts appear (``OPTS MLST``); all of :data:`FACTS` by default.
     """
-    perm = ""
-    if info.isDirectory:
-        kind = "dir"
-        if "read" in permissions:
-            perm += "el"
-        if "write" in permissions:
-            perm += "c"
-        if "delete" in permissions:
-            perm += "dp"
-        if "rename" in permissions:
-            perm += "f"
-        if "mkdir" in permissions:
-            perm += "m"
-    else:
-        kind = "file"
-        if "read" in permissions:
-            perm += "r"
-        if "write" in permissions:
-            perm += "aw"
-        if "delete" in permissions:
-            perm += "d"
-        if "rename" in permissions:
-            perm += "f"
+    kind = "dir" if info.isDirectory else "file"
+    letters = _DIR_PERM_LETTERS if info.isDirectory else _FILE_PERM_LETTERS
+    perm = "".join(code for name, code in letters if name in permissions)
     values = {
         "type": kind,
         "size": str(info.size),

@@ -7,9 +7,10 @@ from typing import Any
 
 from protocols import Factory, Protocol
 from protocols.basic import LineReceiver
-from protocols.http.resource import NOT_DONE_YET, IRequest, Resource
+from protocols.http.resource import IRequest, Resource
 from protocols.http.server import Site
 from protocols.wire import EchoFactory
+from tests.protocols.http.test_server import Streamed
 
 
 class Hello(Resource):
@@ -30,32 +31,11 @@ class Failing(Resource):
         return b"nope"
 
 
-class Pieces(Resource):
-    """No length known: the server streams the reply (chunked) from later turns."""
-
-    isLeaf = True
-
-    def __init__(self, clock: Any) -> None:
-        super().__init__()
-        self.clock = clock
-
-    def render_GET(self, request: Any) -> Any:
-        def more(n: int) -> None:
-            if n == 3:
-                request.finish()
-                return
-            request.write(b"piece %d;" % n)
-            self.clock.callLater(0, more, n + 1)
-
-        self.clock.callLater(0, more, 0)
-        return NOT_DONE_YET
-
-
 def site(reactor: Any) -> Site:
     root = Resource()
     root.putChild(b"hello", Hello())
     root.putChild(b"fail", Failing())
-    root.putChild(b"pieces", Pieces(reactor))
+    root.putChild(b"pieces", Streamed(reactor))  # chunked, from later turns
     return Site(root)
 
 
