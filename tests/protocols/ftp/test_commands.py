@@ -148,3 +148,6 @@ def test_list_line_and_facts() -> None:
                          unique="1g3")
     assert "type=dir;" in formatFacts(directory, frozenset({"read", "mkdir"}))
     assert "perm=elm;" in formatFacts(directory, frozenset({"read", "mkdir"}))
+    every = frozenset({"read", "write", "delete", "rename", "mkdir"})
+    assert "perm=elcdpfm;" in formatFacts(directory, every)
+    assert "perm=rawdf;" in formatFacts(info, every)
